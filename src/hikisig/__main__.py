@@ -1,0 +1,5 @@
+"""``python -m hikisig`` runs the command line."""
+
+from hikisig.cli import main
+
+main()

@@ -1,0 +1,270 @@
+"""The ``hikisig`` command line.
+
+Every command reports problems in the user's input as one line each on
+stderr and exits with code 2; it never shows a traceback for them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hikisig import __version__
+from hikisig.errors import HikisigError, InputError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="hikisig",
+    help="Blood metabolic signatures of hikikomori: cohort store, import, export and analysis.\n\n"
+         "Example: hikisig --db study.db init",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+import_app = typer.Typer(help="Import participants or measurements into the store.",
+                         no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+class _State:
+    db: str | None = None
+    study: str | None = None
+    quiet: bool = False
+
+
+state = _State()
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"hikisig {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    db: Annotated[str | None, typer.Option(
+        "--db", envvar="HIKISIG_DB",
+        help="SQLite file or database URL (postgresql://user@host/db). Default: hikisig.db")] = None,
+    study: Annotated[str | None, typer.Option(
+        "--study", envvar="HIKISIG_STUDY", help="Study name (default: 'default').")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Blood metabolic signatures of hikikomori."""
+    state.db, state.study, state.quiet = db, study, quiet
+
+
+def _store() -> Any:
+    from hikisig.cohort.store import Store
+
+    return Store(state.db)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err, transient=True, disable=state.quiet)
+
+
+def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
+    for w in caught:
+        err.print(f"warning: {w.message}")
+
+
+@app.command()
+def init() -> None:
+    """Create the store's tables, or upgrade them to this version's schema.
+
+    Example: hikisig --db study.db init
+    """
+    store = _store()
+    rev = store.init()
+    out.print(f"store ready: {store.display_url} (schema {rev})")
+
+
+def _parse_units(text: str | None) -> dict[str, str]:
+    if not text:
+        return {}
+    units: dict[str, str] = {}
+    for part in text.split(","):
+        if "=" in part:
+            col, unit = part.split("=", 1)
+            units[col.strip()] = unit.strip()
+        elif part.strip():
+            units["*"] = part.strip()
+    return units
+
+
+@import_app.command("participants")
+def import_participants_cmd(
+    file: Annotated[Path, typer.Argument(help="CSV/TSV with one row per participant.")],
+    id_column: Annotated[str | None, typer.Option(help="Column with the participant code.")] = None,
+    replace: Annotated[bool, typer.Option(help="Overwrite fields that differ from the store.")] = False,
+) -> None:
+    """Import participants: code, sex, age or birth_year, group, medication_free, site, ...
+
+    Columns are recognised by name; others become free-form attributes.
+
+    Example: hikisig --db study.db import participants participants.csv
+    """
+    from hikisig.cohort.importer import import_participants
+
+    res = import_participants(_store(), file, state.study or "default", replace=replace,
+                              id_column=id_column)
+    out.print(res.summary() if res.skipped else
+              f"{file}: {res.n_participants_new} new participants; study {res.study!r}")
+
+
+@import_app.command("measurements")
+def import_measurements_cmd(
+    file: Annotated[Path, typer.Argument(
+        help="The table (for w4m: one of the three files or their folder).")],
+    fmt: Annotated[str, typer.Option("--format", help="auto|wide|long|w4m|cimcb|anndata")] = "auto",
+    id_column: Annotated[str | None, typer.Option(help="Sample id column (wide).")] = None,
+    meta_columns: Annotated[str | None, typer.Option(
+        help="Comma-separated metadata columns that are not analytes (wide).")] = None,
+    na_values: Annotated[str | None, typer.Option(
+        help="Comma-separated missing-value codes, e.g. '-9,-99,NA,<LOD'.")] = None,
+    sheet: Annotated[str | None, typer.Option(help="Excel sheet (wide).")] = None,
+    decimal_comma: Annotated[bool, typer.Option(help="Cells use a decimal comma (12,5).")] = False,
+    unit_row: Annotated[bool, typer.Option(help="The first row under the header holds units.")] = False,
+    units: Annotated[str | None, typer.Option(
+        help="Units: 'umol/L' for every column, or 'Orn=umol/L,UA=mg/dL'.")] = None,
+    replace: Annotated[bool, typer.Option(help="Overwrite stored values that differ.")] = False,
+) -> None:
+    """Import a table of measurements in one transaction (all or nothing).
+
+    Formats: wide CSV/TSV/XLSX/Parquet (one row per sample), long CSV
+    (participant, visit, analyte, value, unit), W4M three-table TSV, CIMCB
+    tidy Excel (Data + Peak sheets), AnnData .h5ad. Values are converted to
+    the catalog's default unit when the unit is given.
+
+    Example: hikisig --db study.db import measurements lab.csv --na-values '-9,NA,<LOD'
+    """
+    from hikisig.cohort.cells import parse_na_values
+    from hikisig.cohort.importer import import_measurements
+    from hikisig.cohort.readers import ReadOptions, read_measurements
+
+    opts = ReadOptions(
+        id_column=id_column,
+        meta_columns=[c.strip() for c in (meta_columns or "").split(",") if c.strip()],
+        na_values=parse_na_values(na_values),
+        decimal_comma=decimal_comma, sheet=sheet, unit_row=unit_row, units=_parse_units(units))
+    store = _store()
+    store.require_ready()
+    with warnings.catch_warnings(record=True) as caught, _progress() as bar:
+        warnings.simplefilter("always")
+        task = bar.add_task(f"reading {file.name}", total=None)
+        table = read_measurements(file, fmt, opts)
+        bar.update(task, description=f"writing {file.name}")
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        record = {"format": fmt, "id_column": id_column, "meta_columns": opts.meta_columns,
+                  "na_values": list(opts.na_values), "decimal_comma": decimal_comma,
+                  "sheet": sheet, "unit_row": unit_row, "units": opts.units, "replace": replace}
+        res = import_measurements(store, table, state.study or "default", replace=replace,
+                                  progress=progress, options=record)
+    _print_warnings([w for w in caught if "openpyxl" not in str(w.filename)])
+    out.print(res.summary())
+
+
+@app.command("export")
+def export_cmd(
+    fmt: Annotated[str, typer.Argument(help="anndata|parquet|csv|w4m")],
+    out_path: Annotated[Path, typer.Argument(metavar="OUT", help="Output file (a folder for w4m).")],
+    layout: Annotated[str, typer.Option(help="Parquet layout: wide or long.")] = "wide",
+) -> None:
+    """Export a study: AnnData .h5ad, Parquet (wide or long), wide CSV, or W4M three tables.
+
+    Example: hikisig --db study.db --study pilot export anndata pilot.h5ad
+    """
+    from hikisig.cohort.dataset import load_dataset
+    from hikisig.cohort.exporters import export_dataset
+
+    store = _store()
+    ds = load_dataset(store, _study_for_read(store))
+    paths = export_dataset(ds, fmt, out_path, layout=layout)
+    for p in paths:
+        out.print(f"wrote {p}")
+    out.print(f"{ds.shape[0]} samples x {ds.shape[1]} analytes")
+
+
+def _study_for_read(store: Any) -> str:
+    if state.study:
+        return state.study
+    names = store.study_names()
+    if len(names) == 1:
+        return str(names[0])
+    if not names:
+        raise HikisigError(f"the store {store.display_url} holds no study yet: import data first")
+    raise HikisigError(f"the store holds several studies ({', '.join(names)}): choose one with --study")
+
+
+@app.command()
+def info(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Counts by group, sex and visit; analytes by class; missingness.
+
+    Example: hikisig --db study.db info --json
+    """
+    from hikisig.cohort.info import store_info
+
+    data = store_info(_store(), state.study)
+    if as_json:
+        print(json.dumps(data, indent=2, sort_keys=False))
+        return
+    out.print(f"[bold]{data['database']}[/bold] (schema {data['schema_revision']}): "
+              f"{data['n_studies']} studies, {data['n_participants']} participants, "
+              f"{data['n_samples']} samples, {data['n_analytes']} analytes, "
+              f"{data['n_measurements']} values")
+    for st in data["studies"]:
+        tag = " [synthetic]" if st["synthetic"] else ""
+        out.print(f"\n[bold]study {st['study']}[/bold]{tag}")
+        t = Table("what", "counts", show_header=False, box=None)
+        for label, key in (("samples by type", "samples_by_type"),
+                           ("participants by group", "participants_by_group"),
+                           ("participants by sex", "participants_by_sex"),
+                           ("group / sex", "participants_by_group_and_sex"),
+                           ("samples by visit", "samples_by_visit"),
+                           ("analytes by class", "analytes_by_class")):
+            t.add_row(label, ", ".join(f"{k}: {v}" for k, v in st[key].items()) or "-")
+        miss = st["missingness"]
+        t.add_row("missing cells", f"{100 * miss['missing_fraction']:.1f}% of study samples x "
+                  f"analytes; {miss['analytes_over_20pct_missing']} analytes > 20% missing")
+        out.print(t)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``hikisig`` console script."""
+    try:
+        app(args=argv, prog_name="hikisig")
+    except InputError as exc:
+        for line in exc.render().splitlines():
+            err.print(f"error: {line}", markup=False)
+        sys.exit(2)
+    except HikisigError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted; nothing was written by the interrupted step")
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
