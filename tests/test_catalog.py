@@ -27,8 +27,6 @@ from hikisig.catalog import (
     resolve,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-
 
 @pytest.fixture(scope="module")
 def cat() -> Catalog:
@@ -259,9 +257,7 @@ def test_loinc_check_digits(cat: Catalog) -> None:
 
 
 def test_hmdb_agrees_with_sacurine_where_both_known(cat: Catalog) -> None:
-    path = SHARED / "data" / "sacurine" / "sacurine_variableMetadata.tsv"
-    if not path.exists():
-        pytest.skip("shared sacurine data not available")
+    path = Path(__file__).parent / "data" / "sacurine" / "sacurine_variableMetadata.tsv"
     with path.open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     checked = 0

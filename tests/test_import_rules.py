@@ -74,12 +74,14 @@ def test_decimal_comma(store, tmp_path):
 
 
 def test_numeric_missing_codes(store, tmp_path):
-    f = write(tmp_path, "na.csv", "sample,Orn,Arg\nS1,-9,3\nS2,-99.0,4\n")
+    f = write(tmp_path, "na.csv", "sample,Orn,Arg\nS1,-9,3\nS2,-99.0,<LOD\n")
     opts = ReadOptions(na_values=("-9", "-99", "NA", "<LOD"))
     import_measurements(store, read_measurements(f, options=opts), "s")
     ds = load_dataset(store, "s")
     assert ds.X["ornithine"].isna().all()
-    assert sorted(ds.flags["raw"]) == ["-9", "-99"]
+    flags = ds.flags.sort_values("raw")
+    assert flags["raw"].tolist() == ["-9", "-99", "<LOD"]
+    assert flags["flag"].tolist() == ["missing", "missing", "below_lod"]
 
 
 def test_reimport_same_file_does_nothing(store, tmp_path):

@@ -229,12 +229,13 @@ def info(
     if as_json:
         print(json.dumps(data, indent=2, sort_keys=False))
         return
+    studies = "study" if data["n_studies"] == 1 else "studies"
     out.print(f"[bold]{data['database']}[/bold] (schema {data['schema_revision']}): "
-              f"{data['n_studies']} studies, {data['n_participants']} participants, "
+              f"{data['n_studies']} {studies}, {data['n_participants']} participants, "
               f"{data['n_samples']} samples, {data['n_analytes']} analytes, "
               f"{data['n_measurements']} values")
     for st in data["studies"]:
-        tag = " [synthetic]" if st["synthetic"] else ""
+        tag = " \\[synthetic]" if st["synthetic"] else ""
         out.print(f"\n[bold]study {st['study']}[/bold]{tag}")
         t = Table("what", "counts", show_header=False, box=None)
         for label, key in (("samples by type", "samples_by_type"),

@@ -146,10 +146,11 @@ def parse_cells(
         flat = txt.ravel()
         s = pd.Series(flat, dtype=object)
         empty = (s == "").to_numpy()
-        is_na = s.isin(na_text).to_numpy()
         first = s.str[:1]
-        below = (first == "<").to_numpy() & ~is_na
-        above = (first == ">").to_numpy() & ~is_na
+        # censored cells keep their meaning even when listed as missing-value codes
+        below = (first == "<").to_numpy()
+        above = (first == ">").to_numpy()
+        is_na = s.isin(na_text).to_numpy() & ~below & ~above
         cand = ~(empty | is_na | below | above)
         num_text = s[cand]
         if decimal_comma:

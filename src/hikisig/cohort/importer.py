@@ -448,10 +448,12 @@ def import_measurements(
         s.add(log)
         s.flush()
         result.import_id = log.id
-        vals = new["value"].to_numpy()
+        vals = new["value"].to_numpy(dtype=np.float64)
+        py_vals = vals.astype(object)
+        py_vals[np.isnan(vals)] = None
         out_rows = list(zip(new["sample_id"].astype(int).tolist(),
                             new["analyte_id"].astype(int).tolist(),
-                            [None if np.isnan(x) else float(x) for x in vals],
+                            py_vals.tolist(),
                             new["flag"].tolist(), new["raw"].tolist(),
                             [log.id] * len(new), strict=True))
         _bulk_insert_measurements(s.connection(), out_rows, progress)
