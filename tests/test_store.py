@@ -58,3 +58,20 @@ def test_codes_unique_within_a_study(store):
                    schema.Participant(study_id=st.id, code="P1", attributes={})])
         s.flush()
     assert store.row_counts()["participant"] == 0
+
+
+def test_upgrade_from_first_revision_keeps_data(tmp_path):
+    from alembic import command
+
+    from hikisig.cohort.store import _alembic_config
+
+    store = Store(tmp_path / "old.db")
+    with store.engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0001")
+    with store.engine.begin() as conn:
+        conn.execute(text("INSERT INTO study (name, synthetic, created_at) VALUES ('kept', 0, '2026-01-01')"))
+    assert store.revision() == "0001"
+    with pytest.raises(StoreError, match=r"run `hikisig --db \.\.\. init` to upgrade"):
+        store.require_ready()
+    assert store.init() == Store.head_revision()
+    assert store.study_names() == ["kept"]

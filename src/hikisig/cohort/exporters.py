@@ -23,7 +23,7 @@ from hikisig import __version__
 from hikisig.cohort.dataset import Dataset
 from hikisig.errors import HikisigError
 
-__all__ = ["EXPORT_FORMATS", "export_dataset", "long_frame", "wide_frame"]
+__all__ = ["EXPORT_FORMATS", "export_dataset", "long_frame", "wide_frame", "write_json"]
 
 #: Formats of ``hikisig export``.
 EXPORT_FORMATS = ("anndata", "parquet", "csv", "w4m")
@@ -154,6 +154,12 @@ def write_w4m(ds: Dataset, folder: Path) -> list[Path]:
         return out
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def write_json(data: object, path: Path) -> None:
+    """Write JSON atomically."""
+    with _atomic(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 def export_dataset(ds: Dataset, fmt: str, out: str | Path, layout: str = "wide") -> list[Path]:

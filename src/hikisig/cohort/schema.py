@@ -187,13 +187,17 @@ class Measurement(Base):
 
 
 class Assessment(Base):
-    """A questionnaire or criteria record at a visit (scored by hikisig.assess)."""
+    """A questionnaire record at a visit: raw answers, the version, and computed scores."""
 
     __tablename__ = "assessment"
+    __table_args__ = (UniqueConstraint("visit_id", "instrument"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     visit_id: Mapped[int] = mapped_column(ForeignKey("visit.id"), index=True)
     instrument: Mapped[str] = mapped_column(String(50))
     version: Mapped[str | None] = mapped_column(String(50))
     answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     scores: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: sha256 of the instrument definition the scores were computed with
+    definition_sha256: Mapped[str | None] = mapped_column(String(64))
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("import_log.id"))
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)

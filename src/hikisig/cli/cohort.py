@@ -1,87 +1,23 @@
-"""The ``hikisig`` command line.
-
-Every command reports problems in the user's input as one line each on
-stderr and exits with code 2; it never shows a traceback for them.
-"""
+"""Store commands: init, import participants/measurements, export, info."""
 
 from __future__ import annotations
 
 import json
-import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hikisig import __version__
-from hikisig.errors import HikisigError, InputError
+from hikisig.cli.app import app, import_app
+from hikisig.cli.common import open_store, out, print_warnings, progress_bar, state, study_for_read
+from hikisig.errors import HikisigError
 
-__all__ = ["app", "main"]
-
-app = typer.Typer(
-    name="hikisig",
-    help="Blood metabolic signatures of hikikomori: cohort store, import, export and analysis.\n\n"
-         "Example: hikisig --db study.db init",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-import_app = typer.Typer(help="Import participants or measurements into the store.",
-                         no_args_is_help=True)
-app.add_typer(import_app, name="import")
-
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
-
-
-class _State:
-    db: str | None = None
-    study: str | None = None
-    quiet: bool = False
-
-
-state = _State()
-
-
-def _version(value: bool) -> None:
-    if value:
-        print(f"hikisig {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    db: Annotated[str | None, typer.Option(
-        "--db", envvar="HIKISIG_DB",
-        help="SQLite file or database URL (postgresql://user@host/db). Default: hikisig.db")] = None,
-    study: Annotated[str | None, typer.Option(
-        "--study", envvar="HIKISIG_STUDY", help="Study name (default: 'default').")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
-) -> None:
-    """Blood metabolic signatures of hikikomori."""
-    state.db, state.study, state.quiet = db, study, quiet
-
-
-def _store() -> Any:
+if TYPE_CHECKING:
     from hikisig.cohort.store import Store
 
-    return Store(state.db)
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=err, transient=True, disable=state.quiet)
-
-
-def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
-    for w in caught:
-        err.print(f"warning: {w.message}")
+__all__ = ["export_cmd", "import_measurements_cmd", "import_participants_cmd", "info", "init"]
 
 
 @app.command()
@@ -90,7 +26,7 @@ def init() -> None:
 
     Example: hikisig --db study.db init
     """
-    store = _store()
+    store = open_store()
     rev = store.init()
     out.print(f"store ready: {store.display_url} (schema {rev})")
 
@@ -122,7 +58,7 @@ def import_participants_cmd(
     """
     from hikisig.cohort.importer import import_participants
 
-    res = import_participants(_store(), file, state.study or "default", replace=replace,
+    res = import_participants(open_store(), file, state.study or "default", replace=replace,
                               id_column=id_column)
     out.print(res.summary() if res.skipped else
               f"{file}: {res.n_participants_new} new participants; study {res.study!r}")
@@ -163,9 +99,9 @@ def import_measurements_cmd(
         meta_columns=[c.strip() for c in (meta_columns or "").split(",") if c.strip()],
         na_values=parse_na_values(na_values),
         decimal_comma=decimal_comma, sheet=sheet, unit_row=unit_row, units=_parse_units(units))
-    store = _store()
+    store = open_store()
     store.require_ready()
-    with warnings.catch_warnings(record=True) as caught, _progress() as bar:
+    with warnings.catch_warnings(record=True) as caught, progress_bar() as bar:
         warnings.simplefilter("always")
         task = bar.add_task(f"reading {file.name}", total=None)
         table = read_measurements(file, fmt, opts)
@@ -179,40 +115,53 @@ def import_measurements_cmd(
                   "sheet": sheet, "unit_row": unit_row, "units": opts.units, "replace": replace}
         res = import_measurements(store, table, state.study or "default", replace=replace,
                                   progress=progress, options=record)
-    _print_warnings([w for w in caught if "openpyxl" not in str(w.filename)])
+    print_warnings([w for w in caught if "openpyxl" not in str(w.filename)])
     out.print(res.summary())
 
 
 @app.command("export")
 def export_cmd(
-    fmt: Annotated[str, typer.Argument(help="anndata|parquet|csv|w4m")],
+    fmt: Annotated[str, typer.Argument(help="anndata|parquet|csv|w4m|fhir")],
     out_path: Annotated[Path, typer.Argument(metavar="OUT", help="Output file (a folder for w4m).")],
     layout: Annotated[str, typer.Option(help="Parquet layout: wide or long.")] = "wide",
+    instrument: Annotated[str | None, typer.Option(
+        "--instrument", "-i", help="With fhir: the questionnaire whose responses to export.")] = None,
 ) -> None:
-    """Export a study: AnnData .h5ad, Parquet (wide or long), wide CSV, or W4M three tables.
+    """Export a study: AnnData .h5ad, Parquet (wide or long), wide CSV, W4M three tables, or
+    one questionnaire's responses as a FHIR R4 Bundle of QuestionnaireResponses (fhir).
 
     Example: hikisig --db study.db --study pilot export anndata pilot.h5ad
     """
     from hikisig.cohort.dataset import load_dataset
     from hikisig.cohort.exporters import export_dataset
 
-    store = _store()
-    ds = load_dataset(store, _study_for_read(store))
+    store = open_store()
+    if fmt == "fhir":
+        _export_fhir(store, out_path, instrument)
+        return
+    ds = load_dataset(store, study_for_read(store))
     paths = export_dataset(ds, fmt, out_path, layout=layout)
     for p in paths:
         out.print(f"wrote {p}")
     out.print(f"{ds.shape[0]} samples x {ds.shape[1]} analytes")
 
 
-def _study_for_read(store: Any) -> str:
-    if state.study:
-        return state.study
-    names = store.study_names()
-    if len(names) == 1:
-        return str(names[0])
-    if not names:
-        raise HikisigError(f"the store {store.display_url} holds no study yet: import data first")
-    raise HikisigError(f"the store holds several studies ({', '.join(names)}): choose one with --study")
+def _export_fhir(store: Store, out_path: Path, instrument: str | None) -> None:
+    from hikisig.assess.definition import load_instrument
+    from hikisig.assess.fhir import questionnaire_responses
+    from hikisig.cohort.assessments import load_assessments
+    from hikisig.cohort.exporters import write_json
+
+    if instrument is None:
+        raise HikisigError("export fhir needs --instrument (e.g. --instrument phq9)")
+    inst = load_instrument(instrument)
+    table = load_assessments(store, study_for_read(store), inst.id)
+    answers = table[["id", "visit", *inst.item_columns]]
+    scores = table.drop(columns=inst.item_columns)
+    bundle = questionnaire_responses(inst, answers, scores)
+    write_json(bundle, out_path)
+    out.print(f"wrote {out_path}")
+    out.print(f"{len(table)} {inst.id} responses")
 
 
 @app.command()
@@ -225,7 +174,7 @@ def info(
     """
     from hikisig.cohort.info import store_info
 
-    data = store_info(_store(), state.study)
+    data = store_info(open_store(), state.study)
     if as_json:
         print(json.dumps(data, indent=2, sort_keys=False))
         return
@@ -249,23 +198,3 @@ def info(
         t.add_row("missing cells", f"{100 * miss['missing_fraction']:.1f}% of study samples x "
                   f"analytes; {miss['analytes_over_20pct_missing']} analytes > 20% missing")
         out.print(t)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``hikisig`` console script."""
-    try:
-        app(args=argv, prog_name="hikisig")
-    except InputError as exc:
-        for line in exc.render().splitlines():
-            err.print(f"error: {line}", markup=False)
-        sys.exit(2)
-    except HikisigError as exc:
-        err.print(f"error: {exc}", markup=False)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        err.print("interrupted; nothing was written by the interrupted step")
-        sys.exit(130)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -1,0 +1,14 @@
+"""Vectorised statistics: ROC/AUC with DeLong intervals, reliability, screening accuracy."""
+
+from hikisig.stats.reliability import cronbach_alpha, item_total
+from hikisig.stats.roc import auc_delong, delong_variance
+from hikisig.stats.screening import predictive_values, screening_accuracy
+
+__all__ = [
+    "auc_delong",
+    "cronbach_alpha",
+    "delong_variance",
+    "item_total",
+    "predictive_values",
+    "screening_accuracy",
+]
