@@ -223,7 +223,7 @@ def test_science_md_codes_exact(cat: Catalog) -> None:
         assert cat.get(analyte_id).hmdb == code, analyte_id
     for analyte_id, code in loinc.items():
         assert cat.get(analyte_id).loinc == code, analyte_id
-    # SCIENCE.md: no LOINC found for C16, C18, C18:1; arginase must use a local code.
+    # docs/science.md: no LOINC found for C16, C18, C18:1; arginase must use a local code.
     for analyte_id in ("c16", "c18", "c18_1", "arginase"):
         assert cat.get(analyte_id).loinc is None, analyte_id
 
@@ -505,7 +505,7 @@ def test_units_are_canonical_and_include_default(cat: Catalog) -> None:
 
 
 def test_uric_acid_conversion(cat: Catalog) -> None:
-    # SCIENCE.md: mg/dL x 59.48 = umol/L
+    # docs/science.md: mg/dL x 59.48 = umol/L
     assert 297.4 * cat.factor("uric_acid", "umol/L") == pytest.approx(5.0, rel=1e-4)
     assert 0.2974 * cat.factor("uric_acid", "mmol/L") == pytest.approx(5.0, rel=1e-4)
     assert 297.4 * cat.factor("uric_acid", "µmol/l") == pytest.approx(5.0, rel=1e-4)
@@ -513,7 +513,7 @@ def test_uric_acid_conversion(cat: Catalog) -> None:
 
 
 def test_bilirubin_conversion(cat: Catalog) -> None:
-    # SCIENCE.md: mg/dL x 17.1 = umol/L
+    # docs/science.md: mg/dL x 17.1 = umol/L
     assert 17.1 * cat.factor("total_bilirubin", "umol/L") == pytest.approx(1.0, rel=1e-4)
     assert 17.1 * cat.factor("direct_bilirubin", "uM") == pytest.approx(1.0, rel=1e-4)
 

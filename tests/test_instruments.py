@@ -52,8 +52,8 @@ def test_item_count_and_response_range(iid: str, n_items: int, lo: int, hi: int)
 
 
 @pytest.mark.parametrize(("iid", "all_min", "all_max"), [
-    ("hq25m", 24, 76),   # SCIENCE.md checkable values
-    ("ucla3", 47, 53),   # SCIENCE.md checkable values
+    ("hq25m", 24, 76),   # docs/science.md checkable values
+    ("ucla3", 47, 53),   # docs/science.md checkable values
     ("k6", 0, 24),
     ("k10", 10, 50),
     ("lsns6", 0, 30),
