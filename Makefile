@@ -15,17 +15,16 @@ install: $(STAMP)  ## create .venv and install hikisig with its dev tools
 
 DEMO   := demo-output
 DEMODB := $(DEMO)/demo.db
-HS     := $(BIN)/hikisig --db $(DEMODB) --study example-synthetic
+HS     := $(BIN)/hikisig --db $(DEMODB)
 
 demo: install  ## run the demo end to end and print where the results are
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
-	$(HS) init
-	$(HS) import participants examples/data/participants.csv
-	$(HS) import measurements examples/data/lab_wide.csv --unit-row
+	$(HS) synth --out $(DEMO)/synthetic-study --db $(DEMODB)
 	$(HS) info
-	$(HS) export anndata $(DEMO)/example.h5ad
-	$(HS) export w4m $(DEMO)/w4m
-	@echo "Demo results: store $(DEMODB), exports in $(DEMO)/ (example.h5ad, w4m/)"
+	$(HS) assess score --instrument hq25 $(DEMO)/synthetic-study/responses_hq25.csv --out $(DEMO)/hq25_scores.csv
+	$(HS) assess criteria $(DEMO)/synthetic-study/criteria.csv --out $(DEMO)/criteria_status.csv
+	$(HS) export anndata $(DEMO)/synthetic-study.h5ad
+	@echo "Demo results in $(DEMO)/: store demo.db, synthetic-study/ (with truth.json), hq25_scores.csv, criteria_status.csv, synthetic-study.h5ad"
 
 test: install lint  ## run the whole test suite (PostgreSQL tests against a throwaway server)
 	scripts/with-postgres.sh $(BIN)/python -m pytest -q
@@ -36,6 +35,7 @@ lint: install  ## ruff and mypy
 
 bench: install  ## benchmarks (timings belong here, not in tests)
 	$(BIN)/python benchmarks/bench_import.py
+	$(BIN)/python benchmarks/bench_synth.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache demo-output

@@ -1,0 +1,93 @@
+"""Settings of the synthetic reference study, with the ``setoyama2021`` preset.
+
+Every number the generator uses is a field here, so that a study is fully
+described by its config (written into ``truth.json``). docs/synthetic.md gives
+the reason and source of each default.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["PRESETS", "SynthConfig", "preset"]
+
+
+class SynthConfig(BaseModel):
+    """Configuration of a synthetic study (defaults: the ``setoyama2021`` preset)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: str = "setoyama2021"
+    study: str = "setoyama2021-like-synthetic"
+    seed: int = Field(default=2021, ge=0)
+    # design
+    n_cases: int = Field(default=42, ge=1)
+    n_controls: int = Field(default=41, ge=1)
+    male_share: float = Field(default=0.75, ge=0, le=1)
+    age_min: int = Field(default=18, ge=0)
+    age_max: int = Field(default=45, le=120)
+    visits: int = Field(default=1, ge=1, le=50)
+    visit_interval_months: int = Field(default=3, ge=1)
+    treated_share: float = Field(default=0.5, ge=0, le=1)
+    treatment_recovery: float = Field(default=0.8, ge=0, le=1)
+    # blood
+    n_analytes: int = Field(default=127, ge=1, le=100_000)
+    class_correlation: float = Field(default=0.3, ge=0, lt=1)
+    participant_icc: float = Field(default=0.6, ge=0, le=1)
+    lod: bool = True
+    batches: int = Field(default=1, ge=1)
+    batch_sd: float = Field(default=0.0, ge=0)
+    qc_every: int = Field(default=0, ge=0)
+    dtype: Literal["float64", "float32"] = "float64"
+    # planted effects (Cohen's d on the log scale)
+    lcac_d: float = 0.8
+    male_d: float = 0.8
+    subtype_d: float = 1.5
+    subtype_share: float = Field(default=0.5, gt=0, lt=1)
+    severity_instrument: Literal["hq25", "hq25m"] = "hq25"
+    severity_r2: float = Field(default=0.5, ge=0, lt=1)
+    severity_analytes: dict[str, float] = {
+        "c16": 1.0, "c18_1": 1.0, "ornithine": 0.8, "kynurenine": 0.8, "lysopc_a_c18_2": -0.8}
+    case_severity_mean: float = 60.0
+    case_severity_sd: float = Field(default=12.0, gt=0)
+    control_severity_mean: float = 22.0
+    control_severity_sd: float = Field(default=10.0, gt=0)
+    instruments: list[str] = ["hq25", "phq9", "k6", "ucla3"]
+    # output
+    chunk_cells: int = Field(default=2_000_000, ge=1000)
+
+    @model_validator(mode="after")
+    def _check(self) -> SynthConfig:
+        if self.age_min > self.age_max:
+            raise ValueError("age_min must not exceed age_max")
+        if "synthetic" not in self.study.casefold():
+            raise ValueError("a synthetic study's name must contain 'synthetic'")
+        if self.severity_instrument not in self.instruments:
+            raise ValueError(f"the severity instrument {self.severity_instrument} must be among "
+                             "the instruments")
+        return self
+
+    @property
+    def n_participants(self) -> int:
+        """Cases plus controls."""
+        return self.n_cases + self.n_controls
+
+
+#: Named starting points; ``setoyama2021`` mirrors the published study's design.
+PRESETS: dict[str, dict[str, object]] = {"setoyama2021": {}}
+
+
+def preset(name: str = "setoyama2021", **overrides: object) -> SynthConfig:
+    """A preset with some fields changed.
+
+    Examples
+    --------
+    >>> preset(n_cases=10).n_participants
+    51
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+    values = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
+    return SynthConfig(preset=name, **values)  # type: ignore[arg-type]

@@ -1,0 +1,341 @@
+"""Generating the synthetic reference study, chunk by chunk.
+
+:class:`SyntheticStudy` draws the participant table (group, sex, age, case
+subtype, treatment) in full, and the blood values, questionnaire answers and
+criteria inputs in chunks of participants, each chunk from its own
+``SeedSequence`` child. The same config therefore gives the same data whatever
+is done with it, and memory is bounded by the chunk, not the study.
+
+The model, on the natural-log scale of each analyte j for row (participant p,
+visit v)::
+
+    log x = log(geo_mean_j) +/- male_log_ratio_j / 2
+            + log_sd_j * (z_pvj + shift_pvj) + batch_bj
+    z     = sqrt(icc) * u_pj + sqrt(1 - icc) * w_pvj        (unit variance)
+    u, w  = sqrt(rho) * F_class(j) + sqrt(1 - rho) * E       (class correlation rho)
+
+``shift`` holds the planted effects in SD units (Cohen's d on the log scale):
+long-chain acylcarnitines +lcac_d in cases, ornithine/arginase +male_d and
+arginine/bilirubin -male_d in male cases, and the two case subtypes at
+-subtype_d/2 and +subtype_d/2 in uric acid and cholesterol esters (so the
+case-control contrast of those stays null). Treated cases lose
+``treatment_recovery`` of their case effects by the last visit. The severity
+score of cases is linear in the standardised values of ``severity_analytes``
+with the configured R^2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from hikisig.assess.definition import Instrument, load_instrument
+from hikisig.synth.config import SynthConfig
+from hikisig.synth.items import answers_for_totals
+from hikisig.synth.panel import MALE_EFFECTS, build_panel
+
+__all__ = ["Chunk", "SyntheticStudy", "instrument_means"]
+
+#: (case mean, case SD, control mean, control SD) of the other questionnaires' totals.
+instrument_means: dict[str, tuple[float, float, float, float]] = {
+    "phq9": (11.0, 5.0, 3.0, 3.0),
+    "k6": (10.0, 5.0, 3.0, 3.0),
+    "k10": (25.0, 7.0, 14.0, 4.0),
+    "ucla3": (56.0, 8.0, 38.0, 8.0),
+    "lsns6": (8.0, 4.0, 17.0, 5.0),
+}
+
+
+@dataclass
+class Chunk:
+    """One block of rows (participant-visits) with everything generated for them."""
+
+    samples: pd.DataFrame
+    values: np.ndarray
+    below_lod: np.ndarray
+    responses: dict[str, pd.DataFrame]
+    criteria: pd.DataFrame
+    true_log: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+
+
+class SyntheticStudy:
+    """A synthetic study defined by a :class:`SynthConfig`.
+
+    Examples
+    --------
+    >>> from hikisig.synth.config import preset
+    >>> study = SyntheticStudy(preset(seed=1))
+    >>> study.participants["group"].value_counts().to_dict()
+    {'case': 42, 'control': 41}
+    """
+
+    def __init__(self, config: SynthConfig) -> None:
+        self.config = c = config
+        unknown = [a for a in c.severity_analytes if a not in set(build_panel(10**4, set())["id"])]
+        if unknown:
+            raise ValueError(f"severity analytes not in the catalog panel: {', '.join(unknown)}")
+        keep = set(c.severity_analytes) | set(MALE_EFFECTS) | {"uric_acid"}
+        self.panel = build_panel(c.n_analytes, keep)
+        self.instruments: dict[str, Instrument] = {i: load_instrument(i) for i in c.instruments}
+        root = np.random.SeedSequence(c.seed)
+        self.rows_per_participant = c.visits
+        per_chunk = max(1, c.chunk_cells // max(1, c.n_analytes * c.visits))
+        self.chunk_participants = per_chunk
+        self.n_chunks = -(-c.n_participants // per_chunk)
+        children = root.spawn(2 + self.n_chunks)
+        self._participant_seed, self._batch_seed = children[0], children[1]
+        self._chunk_seeds = children[2:]
+        self.participants = self._draw_participants()
+        self._effects()
+
+    # -- participants ---------------------------------------------------------
+    def _draw_participants(self) -> pd.DataFrame:
+        c = self.config
+        rng = np.random.default_rng(self._participant_seed)
+        n = c.n_participants
+        is_case = np.zeros(n, dtype=bool)
+        is_case[rng.permutation(n)[: c.n_cases]] = True
+        male = np.zeros(n, dtype=bool)
+        for grp in (is_case, ~is_case):
+            idx = np.flatnonzero(grp)
+            n_male = round(c.male_share * idx.size)
+            male[rng.permutation(idx)[:n_male]] = True
+        age = rng.integers(c.age_min, c.age_max + 1, size=n)
+        subtype = np.zeros(n, dtype=np.int8)
+        cases = np.flatnonzero(is_case)
+        n_two = round(c.subtype_share * cases.size)
+        subtype[cases] = 1
+        subtype[rng.permutation(cases)[:n_two]] = 2
+        treated = np.zeros(n, dtype=bool)
+        if c.visits > 1:
+            treated[rng.permutation(cases)[: round(c.treated_share * cases.size)]] = True
+        width = max(5, len(str(n)))
+        return pd.DataFrame({
+            "id": [f"SYN{k:0{width}d}" for k in range(1, n + 1)],
+            "sex": np.where(male, "M", "F"),
+            "age": age,
+            "group": np.where(is_case, "case", "control"),
+            "subtype": subtype,
+            "treated": treated,
+        })
+
+    # -- effects -------------------------------------------------------------
+    def _effects(self) -> None:
+        c, p = self.config, self.panel
+        ids = p["id"].tolist()
+        self.lcac = ((p["class"] == "acylcarnitine") & (p["subclass"] == "long")).to_numpy(float)
+        self.male_vec = np.array([MALE_EFFECTS.get(i, 0.0) for i in ids])
+        self.subtype_vec = ((p["class"] == "cholesterol_ester") | (p["id"] == "uric_acid")).to_numpy(float)
+        classes = p["class"].astype("category")
+        self.class_idx = classes.cat.codes.to_numpy()
+        self.n_classes = len(classes.cat.categories)
+        self.log_mean = np.log(p["geo_mean"].to_numpy(float))
+        self.log_sd = p["log_sd"].to_numpy(float)
+        self.half_sex = p["male_log_ratio"].to_numpy(float) / 2
+        q = p["lod_quantile"].to_numpy(float)
+        with np.errstate(divide="ignore"):
+            self.lod = np.where((q > 0) & c.lod, np.exp(self.log_mean + self.log_sd * sps.norm.ppf(
+                np.clip(q, 1e-12, 1 - 1e-12))), 0.0)
+        rng = np.random.default_rng(self._batch_seed)
+        self.batch_shift = (rng.normal(0, c.batch_sd, size=(c.batches, len(ids))) if c.batch_sd > 0
+                            else np.zeros((c.batches, len(ids))))
+        # severity: beta scaled so that var(signal) = r2 * sd^2 given the class correlation
+        self.sev_idx = np.array([ids.index(a) for a in c.severity_analytes])
+        w = np.array(list(c.severity_analytes.values()), dtype=float)
+        same = self.class_idx[self.sev_idx][:, None] == self.class_idx[self.sev_idx][None, :]
+        corr = np.where(same, c.class_correlation, 0.0)
+        np.fill_diagonal(corr, 1.0)
+        scale = np.sqrt(c.severity_r2 * c.case_severity_sd**2 / float(w @ corr @ w)) if c.severity_r2 else 0.0
+        self.sev_beta = w * scale
+        self.sev_noise_sd = np.sqrt(1 - c.severity_r2) * c.case_severity_sd
+
+    # -- chunks --------------------------------------------------------------
+    def _structured_normal(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        rho = self.config.class_correlation
+        f = rng.standard_normal((n, self.n_classes))
+        e = rng.standard_normal((n, len(self.log_mean)))
+        out = np.sqrt(1 - rho) * e
+        out += np.sqrt(rho) * f[:, self.class_idx]
+        return out
+
+    def chunks(self) -> Iterator[Chunk]:
+        """Yield the study chunk by chunk (rows ordered by participant, then visit)."""
+        for k in range(self.n_chunks):
+            yield self.chunk(k)
+
+    def chunk(self, k: int) -> Chunk:
+        """Generate chunk ``k`` (reproducible on its own)."""
+        c = self.config
+        rng = np.random.default_rng(self._chunk_seeds[k])
+        a = k * self.chunk_participants
+        b = min(c.n_participants, a + self.chunk_participants)
+        part = self.participants.iloc[a:b]
+        n_p, v = b - a, c.visits
+        n = n_p * v
+        pidx = np.repeat(np.arange(n_p), v)
+        visit = np.tile(np.arange(1, v + 1), n_p)
+        u = self._structured_normal(rng, n_p)
+        icc = c.participant_icc if v > 1 else 1.0
+        z = np.sqrt(icc) * u[pidx]
+        if icc < 1.0:
+            z += np.sqrt(1 - icc) * self._structured_normal(rng, n)
+        case = (part["group"].to_numpy() == "case")[pidx]
+        male = (part["sex"].to_numpy() == "M")[pidx]
+        subtype = part["subtype"].to_numpy()[pidx]
+        treated = part["treated"].to_numpy()[pidx]
+        progress = (visit - 1) / (v - 1) if v > 1 else np.zeros(n)
+        keep_effect = np.where(treated, 1 - c.treatment_recovery * progress, 1.0)
+        shift = np.outer(case * keep_effect * c.lcac_d, self.lcac)
+        shift += np.outer(case * male * keep_effect * c.male_d, self.male_vec)
+        sub_sign = np.where(subtype == 2, 0.5, np.where(subtype == 1, -0.5, 0.0))
+        shift += np.outer(sub_sign * c.subtype_d, self.subtype_vec)
+        sev_z = z[:, self.sev_idx]
+        z += shift
+        z *= self.log_sd
+        z += self.log_mean
+        z += np.where(male, 1.0, -1.0)[:, None] * self.half_sex
+        global_row = a * v + np.arange(n)
+        batch = (global_row * c.batches) // (c.n_participants * v)
+        if c.batch_sd > 0:
+            z += self.batch_shift[batch]
+        values = np.exp(z)
+        below = values < self.lod
+        ids = part["id"].to_numpy()[pidx]
+        samples = pd.DataFrame({"id": ids, "visit": visit, "sample_type": "study",
+                                "batch": batch + 1})
+        # questionnaires
+        totals: dict[str, np.ndarray] = {}
+        sev = np.where(case,
+                       c.case_severity_mean + sev_z @ self.sev_beta
+                       + self.sev_noise_sd * rng.standard_normal(n),
+                       c.control_severity_mean + c.control_severity_sd * rng.standard_normal(n))
+        sev = np.where(case & treated, sev - c.treatment_recovery * progress
+                       * (c.case_severity_mean - c.control_severity_mean), sev)
+        totals[c.severity_instrument] = np.clip(np.rint(sev), 0, 100)
+        sev_std = np.where(case, (sev - c.case_severity_mean) / c.case_severity_sd,
+                           (sev - c.control_severity_mean) / c.control_severity_sd)
+        mood = 0.5 * sev_std + np.sqrt(0.75) * rng.standard_normal(n)
+        responses: dict[str, pd.DataFrame] = {}
+        for iid, inst in self.instruments.items():
+            if iid not in totals:
+                cm, cs, km, ks = instrument_means.get(iid, (0.6, 0.15, 0.3, 0.15))
+                if iid not in instrument_means:  # as a share of the range
+                    span = inst.max_total - inst.min_total
+                    cm, cs, km, ks = (inst.min_total + cm * span, cs * span,
+                                      inst.min_total + km * span, ks * span)
+                level = np.where(case, cm + cs * mood, km + ks * mood)
+                if iid in ("ucla3", "lsns6"):
+                    level = np.where(case, cm + cs * sev_std, km + ks * sev_std) if iid == "ucla3" \
+                        else np.where(case, cm - cs * sev_std, km - ks * sev_std)
+                totals[iid] = np.clip(np.rint(level), inst.min_total, inst.max_total)
+            raw = answers_for_totals(inst, totals[iid], rng)
+            frame = pd.DataFrame(raw.astype(np.int64), columns=inst.item_columns)
+            frame.insert(0, "id", ids)
+            if v > 1:
+                frame.insert(1, "visit", visit)
+            responses[iid] = frame
+        criteria = self._criteria(rng, ids, visit, case, treated, progress, totals[c.severity_instrument])
+        if c.qc_every > 0:
+            samples, values, below = self._add_qc(rng, k, samples, values, below)
+        if c.dtype == "float32":
+            values = values.astype(np.float32)
+        return Chunk(samples, values, below, responses, criteria, sev_z)
+
+    def _criteria(self, rng: np.random.Generator, ids: np.ndarray, visit: np.ndarray,
+                  case: np.ndarray, treated: np.ndarray, progress: np.ndarray,
+                  severity: np.ndarray) -> pd.DataFrame:
+        n = len(ids)
+        # cases: severity class follows the severity score (higher -> more confined)
+        rank = np.clip((severity - 30) / 60 + 0.25 * rng.standard_normal(n), 0, 1)
+        severe = case & (rank > 0.75)
+        moderate = case & ~severe & (rank > 0.4)
+        days = np.where(severe, 0, np.where(moderate, rng.integers(0, 2, n), rng.integers(2, 4, n)))
+        days = np.where(case, days, rng.integers(4, 8, n))
+        recovered = case & treated & (progress >= 0.99)
+        days = np.where(recovered, np.maximum(days, 4), days)
+        months = np.where(case, np.round(6 + rng.lognormal(np.log(24), 0.8, n), 1), 0.0)
+        impairment = case & (rng.random(n) < 0.9)
+        distress = case & ((rng.random(n) < 0.8) | ~impairment)
+        frame = pd.DataFrame({
+            "id": ids, "days_out_per_week": days,
+            "rarely_leaves_room": np.where(severe & ~recovered, "yes", "no"),
+            "months_isolated": months,
+            "impairment": np.where(impairment, "yes", "no"),
+            "distress": np.where(distress, "yes", "no")})
+        if self.config.visits > 1:
+            frame.insert(1, "visit", visit)
+        return frame
+
+    def _add_qc(self, rng: np.random.Generator, k: int, samples: pd.DataFrame, values: np.ndarray,
+                below: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        c = self.config
+        n_qc = -(-len(samples) // c.qc_every)
+        log_qc = self.log_mean + 0.05 * rng.standard_normal((n_qc, len(self.log_mean)))
+        pos = np.arange(n_qc) * c.qc_every
+        qc_batch = samples["batch"].to_numpy()[np.minimum(pos, len(samples) - 1)]
+        if c.batch_sd > 0:
+            log_qc += self.batch_shift[qc_batch - 1]
+        qc_vals = np.exp(log_qc)
+        qc = pd.DataFrame({"id": [f"QC{k + 1:04d}_{j + 1:03d}" for j in range(n_qc)],
+                           "visit": 0, "sample_type": "qc", "batch": qc_batch})
+        order = np.argsort(np.concatenate([pos - 0.5, np.arange(len(samples))]), kind="stable")
+        all_samples = pd.concat([qc, samples], ignore_index=True).iloc[order].reset_index(drop=True)
+        all_vals = np.concatenate([qc_vals, values])[order]
+        all_below = np.concatenate([qc_vals < self.lod, below])[order]
+        return all_samples, all_vals, all_below
+
+    # -- truth -----------------------------------------------------------------
+    def truth(self) -> dict[str, Any]:
+        """Everything planted: effects, subtypes, severity model, levels, config."""
+        c, p = self.config, self.panel
+        ids = p["id"].tolist()
+        effects = []
+        for j in np.flatnonzero(self.lcac):
+            effects.append({"analyte": ids[j], "contrast": "case_vs_control", "sexes": ["M", "F"],
+                            "cohen_d": c.lcac_d, "direction": "higher in cases",
+                            "log_shift": c.lcac_d * self.log_sd[j]})
+        for j in np.flatnonzero(self.male_vec):
+            effects.append({"analyte": ids[j], "contrast": "case_vs_control", "sexes": ["M"],
+                            "cohen_d": float(c.male_d * self.male_vec[j]),
+                            "direction": "higher in male cases" if self.male_vec[j] > 0
+                            else "lower in male cases",
+                            "log_shift": float(c.male_d * self.male_vec[j] * self.log_sd[j])})
+        planted = set(np.flatnonzero(self.lcac)) | set(np.flatnonzero(self.male_vec)) | set(
+            np.flatnonzero(self.subtype_vec))
+        cases = self.participants[self.participants["group"] == "case"]
+        return {
+            "synthetic": True,
+            "study": c.study,
+            "note": "Synthetic data generated by hikisig; no real participant.",
+            "config": c.model_dump(),
+            "effects": effects,
+            "subtypes": {
+                "analytes": [ids[j] for j in np.flatnonzero(self.subtype_vec)],
+                "cohen_d_between_subtypes": c.subtype_d,
+                "description": "subtype 2 higher than subtype 1 by subtype_d in uric acid and "
+                               "cholesterol esters; centred so cases and controls do not differ",
+                "assignment": dict(zip(cases["id"], cases["subtype"].astype(int).tolist(),
+                                       strict=True)),
+            },
+            "severity": {
+                "instrument": c.severity_instrument,
+                "population": "cases",
+                "intercept": c.case_severity_mean,
+                "coefficients_per_sd_log": dict(zip(c.severity_analytes, self.sev_beta.tolist(),
+                                                    strict=True)),
+                "noise_sd": self.sev_noise_sd,
+                "r2": c.severity_r2,
+                "standardisation": "value of log(x) minus its group/sex/subtype mean, divided by "
+                                   "the analyte's log_sd",
+            },
+            "sex_baseline_log_ratio": {ids[j]: float(2 * self.half_sex[j])
+                                       for j in np.flatnonzero(self.half_sex)},
+            "null_analytes": [ids[j] for j in range(len(ids)) if j not in planted],
+            "limits_of_detection": {ids[j]: float(self.lod[j]) for j in np.flatnonzero(self.lod)},
+            "analytes": p.drop(columns=["source"]).to_dict("records"),
+        }
