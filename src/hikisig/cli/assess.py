@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.table import Table
 
-from hikisig.assess.definition import Instrument
 from hikisig.cli.app import assess_app, import_app
 from hikisig.cli.common import err, open_store, out, state, write_table
 from hikisig.errors import HikisigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from hikisig.assess.definition import Instrument
 
 __all__ = ["assess_criteria", "assess_list", "assess_psychometrics", "assess_score", "assess_show",
            "import_responses_cmd"]
@@ -24,6 +27,8 @@ InstrumentOpt = Annotated[str, typer.Option("--instrument", "-i",
 
 def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
     """Booleans as true/false, missing as empty."""
+    import pandas as pd
+
     out_frame = frame.copy()
     for col in out_frame.columns:
         if isinstance(out_frame[col].dtype, pd.BooleanDtype) or out_frame[col].dtype == bool:
@@ -154,6 +159,8 @@ def assess_psychometrics(
 
     Example: hikisig assess psychometrics -i hq25 answers.csv --diagnosis-column diagnosed
     """
+    import pandas as pd
+
     from hikisig.assess.answers import check_answers, read_answers_csv
     from hikisig.assess.definition import load_instrument
     from hikisig.assess.scoring import reverse, score

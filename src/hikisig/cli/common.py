@@ -5,13 +5,15 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hikisig.errors import HikisigError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "State",
