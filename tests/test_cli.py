@@ -63,8 +63,11 @@ def test_not_initialised_exit_2(tmp_path):
     assert r.returncode == 2 and "not initialised" in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("cmd", [["init"], ["info"], ["export"], ["import", "participants"],
-                                 ["import", "measurements"]])
+@pytest.mark.parametrize("cmd", [
+    ["init"], ["info"], ["export"], ["import", "participants"], ["import", "measurements"],
+    ["import", "responses"], ["assess", "list"], ["assess", "show"], ["assess", "score"],
+    ["assess", "criteria"], ["assess", "psychometrics"], ["assess", "rescore"],
+    ["assess", "questionnaire"], ["synth"], ["stats"], ["import"], ["assess"]])
 def test_every_command_has_help_with_example(cmd, tmp_path):
     r = run(*cmd, "--help", db=tmp_path / "x.db")
     assert "Example: hikisig" in r.stdout

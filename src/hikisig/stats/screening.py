@@ -29,7 +29,7 @@ def predictive_values(sensitivity: float, specificity: float, prevalence: float
     --------
     >>> ppv, npv = predictive_values(0.94, 0.61, 0.0157)
     >>> round(ppv, 4), round(npv, 4)
-    (0.0373, 0.9984)
+    (0.037, 0.9984)
     """
     p = prevalence
     tp = sensitivity * p
