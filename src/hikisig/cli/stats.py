@@ -8,83 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from hikisig.cli.app import app
-from hikisig.cli.common import err, open_store, state, study_for_read, write_table
-from hikisig.errors import HikisigError, InputError, Problem, ProblemCollector
+from hikisig.cli.common import err, state, write_table
+from hikisig.cli.data import load_table
+from hikisig.errors import HikisigError
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 __all__ = ["stats_cmd"]
-
-
-def _from_file(path: Path, group: str, by: str | None, covariates: list[str],
-               severity: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    import pandas as pd
-
-    from hikisig.catalog import load_catalog
-    from hikisig.cohort.cells import parse_cells
-
-    if not path.exists():
-        raise InputError([Problem(str(path), "file not found")])
-    sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-    df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    cols = list(df.columns)
-    meta = [group] + ([by] if by else []) + covariates + ([severity] if severity else [])
-    missing = [m for m in meta if m not in cols]
-    if missing:
-        raise InputError([Problem(str(path), f"no column {m!r} (columns: {', '.join(cols[:10])}"
-                                  f"{', ...' if len(cols) > 10 else ''})", row=1) for m in missing])
-    id_col = "id" if "id" in cols else cols[0]
-    analytes = [c for c in cols if c not in meta and c != id_col]
-    pc = ProblemCollector(str(path))
-    rows = list(range(2, len(df) + 2))
-    cells = parse_cells(df[analytes], file=str(path), rows=rows, problems=pc)
-    obs = df[[id_col, *meta]].set_index(id_col)
-    for c in [*covariates, *([severity] if severity else [])]:
-        num = pd.to_numeric(obs[c].replace("", None), errors="coerce")
-        for k in [i for i, (a, b) in enumerate(zip(obs[c], num, strict=True)) if a != "" and pd.isna(b)][:10]:
-            pc.add("expected a number", row=rows[k], column=c, value=obs[c].iat[k])
-        obs[c] = num
-    pc.raise_if_any()
-    cat = load_catalog()
-    names: list[str] = []
-    for a in analytes:
-        hit = cat.resolve(a)
-        names.append(hit.id if hit is not None and hit.id not in names and hit.id not in analytes
-                     else a)
-    X = pd.DataFrame(cells.values, index=obs.index, columns=names)
-    return X, obs
-
-
-def _from_store(group: str, by: str | None, covariates: list[str], severity: str | None,
-                visit: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    import numpy as np
-
-    from hikisig.cohort.assessments import load_assessments
-    from hikisig.cohort.dataset import load_dataset
-
-    store = open_store()
-    study = study_for_read(store)
-    ds = load_dataset(store, study)
-    obs = ds.obs[ds.obs["sample_type"] == "study"]
-    if visit is None:
-        first = obs.groupby("participant")["visit"].transform("min")
-        obs = obs[obs["visit"] == first]
-    else:
-        obs = obs[obs["visit"] == visit]
-    for c in [group, *([by] if by else []), *covariates]:
-        if c not in obs.columns:
-            raise HikisigError(f"study {study!r} has no sample/participant field {c!r}")
-    obs = obs.copy()
-    if severity:
-        if severity in obs.columns:
-            pass
-        else:
-            scores = load_assessments(store, study, severity)
-            key = scores.set_index(["id", "visit"])["total"]
-            obs[severity] = [key.get((p, v), np.nan) for p, v in zip(obs["participant"], obs["visit"],
-                                                                     strict=True)]
-    return ds.X.loc[obs.index], obs
 
 
 @app.command("stats")
@@ -133,19 +64,18 @@ def stats_cmd(
     cov_given = covariates is not None
     cov_list = ([] if covariates is None or covariates.casefold() == "none"
                 else [c.strip() for c in covariates.split(",") if c.strip()])
-    if file is not None:
-        if not cov_given:
+    if not cov_given:
+        if file is not None:
             import pandas as pd
 
             head = pd.read_csv(file, nrows=0).columns if file.exists() else []
             cov_list = ["age"] if "age" in head else []
-        X, obs = _from_file(file, group, by_col, cov_list, severity)
-    else:
-        if not cov_given:
+        else:
             cov_list = ["age"]
-        X, obs = _from_store(group, by_col, cov_list, severity, visit)
-        if not cov_given and obs["age"].isna().all():
-            cov_list = []
+    X, obs = load_table(file, meta=[group, *([by_col] if by_col else [])],
+                        numeric=[*cov_list, *([severity] if severity else [])], visit=visit)
+    if not cov_given and cov_list and obs["age"].isna().all():
+        cov_list = []
     labels = obs[group].astype(object)
     is_case = labels.map(lambda v: True if str(v) == case else False if str(v) == control else None)
     n_case, n_control = int((is_case == True).sum()), int((is_case == False).sum())  # noqa: E712

@@ -1,0 +1,793 @@
+"""Case-control discrimination from blood metabolite profiles, validated by repeated cross-validation.
+
+:func:`discriminate` fits ``MinFractionImputer -> LogTransformer(log2) ->
+Scaler(auto) -> classifier`` and estimates how well it separates cases from
+controls with out-of-fold (OOF) predictions of repeated stratified k-fold
+cross-validation. Every preprocessing statistic is learned on training folds
+only. All resampling (CV folds, bootstraps, permutations) runs through a
+:class:`hikisig.engine.Engine`, each task with its own seed from
+:func:`hikisig.engine.spawn_seeds`, so results do not depend on the backend.
+
+Classifiers (``model``):
+
+* ``"rf"``: ``RandomForestClassifier(n_estimators=200, n_jobs=1)`` seeded
+  per task (inner CV tunes ``max_features`` in {sqrt, 0.3}).
+* ``"logistic"``: L2-penalised logistic regression, ``C=1`` (inner CV tunes
+  ``C`` in {0.01, 0.1, 1, 10}).
+* ``"plsda"``: :class:`PLSDAClassifier` (inner CV tunes ``n_components`` in
+  {1, 2, 3}).
+
+Examples
+--------
+>>> rng = np.random.default_rng(0)
+>>> y = np.repeat([1, 0], 20)
+>>> X = pd.DataFrame(rng.lognormal(size=(40, 5)), columns=list("abcde"))
+>>> X["a"] *= np.where(y == 1, 3.0, 1.0)
+>>> res = discriminate(X, y, model="logistic", cv_repeats=2, permutations=50)
+>>> res.metrics["auc"] > 0.7, list(res.tables["oof_predictions"].columns)
+(True, ['id', 'y_true', 'y_prob'])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.cross_decomposition import PLSRegression
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted, validate_data
+from statsmodels.stats.proportion import proportion_confint
+
+from hikisig.engine import Engine, spawn_seeds
+from hikisig.models.calibration import brier_score, calibration_slope_intercept, reliability_table
+from hikisig.models.result import SIGNATURE_COLUMNS, ModelResult
+from hikisig.prep import LogTransformer, MinFractionImputer, Scaler
+from hikisig.stats.roc import auc_delong
+from hikisig.stats.screening import DEFAULT_PREVALENCE, predictive_values
+
+__all__ = ["MODELS", "PERMUTATION_SCHEMES", "PLSDAClassifier", "cv_splits", "discriminate",
+           "make_pipeline"]
+
+#: Classifiers understood by :func:`discriminate`.
+MODELS = ("rf", "logistic", "plsda")
+#: Permutation test schemes.
+PERMUTATION_SCHEMES = ("oof", "refit")
+
+#: Hyper-parameter grids searched with ``inner_cv=True`` (keys are names in the ``clf`` step).
+PARAM_GRIDS: dict[str, dict[str, list[Any]]] = {
+    "rf": {"max_features": ["sqrt", 0.3]},
+    "logistic": {"C": [0.01, 0.1, 1.0, 10.0]},
+    "plsda": {"n_components": [1, 2, 3]},
+}
+
+_N_BOOT = 1000
+_BLOCK = 100  # bootstrap / OOF-permutation resamples per engine task
+_IMPORTANCE_REPEATS = 5
+_INNER_FOLDS = 3
+
+
+# -- PLS-DA -------------------------------------------------------------------------------------
+
+
+class PLSDAClassifier(ClassifierMixin, BaseEstimator):
+    """Binary PLS discriminant analysis with probabilities.
+
+    :class:`~sklearn.cross_decomposition.PLSRegression` is fitted on the 0/1
+    label (1 = ``classes_[1]``). Its prediction ``yhat`` is turned into a
+    probability by a logistic link ``p = expit(a + b * yhat)`` whose ``a`` and
+    ``b`` are fitted on the training predictions (Platt scaling, lightly
+    penalised: ``LogisticRegression(C=1)``). The link is monotone, so the
+    ranking (and the AUC) is that of the PLS prediction.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        PLS components, capped at ``min(n_features, n_samples - 1)``.
+    scale : bool, default=True
+        Passed to ``PLSRegression`` (unit variance of X inside the PLS).
+    max_iter : int, default=500
+        Passed to ``PLSRegression``.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (2,)
+    pls_ : PLSRegression
+    link_ : tuple of float
+        Intercept and slope of the logistic link.
+    n_iter_ : int
+        Largest number of NIPALS iterations over the components.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> X = np.array([[0.0, 1.0], [0.2, 0.8], [1.0, 0.1], [0.9, 0.0]])
+    >>> clf = PLSDAClassifier(n_components=1).fit(X, ["a", "a", "b", "b"])
+    >>> clf.predict(X).tolist()
+    ['a', 'a', 'b', 'b']
+    """
+
+    def __init__(self, n_components: int = 2, scale: bool = True, max_iter: int = 500) -> None:
+        self.n_components = n_components
+        self.scale = scale
+        self.max_iter = max_iter
+
+    def fit(self, X: Any, y: Any) -> PLSDAClassifier:
+        """Fit the PLS regression on the 0/1 label and the logistic link."""
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        y_type = type_of_target(y, input_name="y", raise_unknown=True)
+        if y_type not in ("binary", "multiclass"):  # pragma: no cover - rejected above
+            raise ValueError(f"Only binary classification is supported. The type of the target is {y_type}.")
+        self.classes_, yi = np.unique(y, return_inverse=True)
+        if len(self.classes_) > 2:
+            raise ValueError("Only binary classification is supported (PLSDAClassifier needs 2 classes). "
+                             f"The type of the target is {y_type}.")
+        if len(self.classes_) < 2:
+            raise ValueError(f"PLSDAClassifier needs 2 classes; got 1 class: {self.classes_[0]!r}")
+        if X.shape[0] < 3:
+            raise ValueError("PLSDAClassifier needs at least 3 samples")
+        k = int(max(1, min(self.n_components, X.shape[1], X.shape[0] - 1)))
+        self.pls_ = PLSRegression(n_components=k, scale=self.scale, max_iter=self.max_iter)
+        self.pls_.fit(X, yi.astype(np.float64))
+        self.n_iter_ = int(max(np.atleast_1d(getattr(self.pls_, "n_iter_", [1])), default=1))
+        yhat = self._yhat(X)
+        if np.ptp(yhat) > 0:
+            lr = LogisticRegression(C=1.0).fit(yhat[:, None], yi)
+            self.link_ = (float(lr.intercept_[0]), float(lr.coef_[0, 0]))
+        else:  # no signal at all: constant probability = training prevalence
+            prev = float(np.clip(yi.mean(), 1e-6, 1 - 1e-6))
+            self.link_ = (math.log(prev / (1 - prev)), 0.0)
+        return self
+
+    def _yhat(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.pls_.predict(X), dtype=np.float64).reshape(X.shape[0], -1)[:, 0]
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Log-odds of ``classes_[1]``."""
+        check_is_fitted(self, "pls_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        a, b = self.link_
+        out: np.ndarray = a + b * self._yhat(X)
+        return out
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Probabilities of ``classes_[0]`` and ``classes_[1]``."""
+        p1 = expit(self.decision_function(X))
+        return np.column_stack([1 - p1, p1])
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The class with the larger probability."""
+        positive = self.decision_function(X) > 0
+        out: np.ndarray = self.classes_[positive.astype(int)]
+        return out
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
+
+# -- building blocks ----------------------------------------------------------------------------
+
+
+def _estimator(model: str, seed: int, n_estimators: int) -> BaseEstimator:
+    if model == "rf":
+        return RandomForestClassifier(n_estimators=n_estimators, random_state=seed, n_jobs=1)
+    if model == "logistic":
+        return LogisticRegression(C=1.0, max_iter=5000)
+    if model == "plsda":
+        return PLSDAClassifier(n_components=2)
+    raise ValueError(f"unknown model {model!r}; valid values: {', '.join(map(repr, MODELS))}")
+
+
+def make_pipeline(model: str = "rf", *, seed: int = 0, inner_cv: bool = False, recalibrate: bool = False,
+                  n_estimators: int = 200) -> BaseEstimator:
+    """The (unfitted) model of :func:`discriminate`.
+
+    ``MinFractionImputer -> LogTransformer(log2) -> Scaler(auto) -> clf``; with
+    ``recalibrate`` the classifier is wrapped in
+    ``CalibratedClassifierCV(method="sigmoid", cv=3)``; with ``inner_cv`` the
+    whole pipeline is wrapped in a ``GridSearchCV`` (3-fold stratified,
+    shuffled with ``seed``, scoring ROC AUC) over :data:`PARAM_GRIDS`.
+
+    Examples
+    --------
+    >>> make_pipeline("logistic").steps[-1][0]
+    'clf'
+    """
+    est = _estimator(model, seed, n_estimators)
+    prefix = "clf__"
+    if recalibrate:
+        est = CalibratedClassifierCV(est, method="sigmoid", cv=3)
+        prefix = "clf__estimator__"
+    pipe = Pipeline([("impute", MinFractionImputer()), ("log", LogTransformer(base="log2")),
+                     ("scale", Scaler(method="auto")), ("clf", est)])
+    if not inner_cv:
+        return pipe
+    grid = {prefix + k: v for k, v in PARAM_GRIDS[model].items()}
+    return GridSearchCV(pipe, grid, scoring="roc_auc", refit=True, n_jobs=1,
+                        cv=StratifiedKFold(_INNER_FOLDS, shuffle=True, random_state=seed % (2**32)))
+
+
+def _fit(model: BaseEstimator, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None) -> BaseEstimator:
+    if isinstance(model, GridSearchCV) and groups is not None:
+        model.cv = StratifiedGroupKFold(_INNER_FOLDS, shuffle=True, random_state=model.cv.random_state)
+        return model.fit(X, y, groups=groups)
+    return model.fit(X, y)
+
+
+def cv_splits(y: Any, *, groups: Any = None, n_splits: int = 5, seed: int = 0
+              ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified k-fold (train, test) index pairs; group-aware when ``groups`` is given.
+
+    Without groups: ``StratifiedKFold(shuffle=True, random_state=seed)``; with
+    groups (e.g. participant ids): ``StratifiedGroupKFold(shuffle=True,
+    random_state=seed)``, so all samples of a group fall in the same fold.
+
+    Examples
+    --------
+    >>> g = np.repeat(np.arange(10), 2)
+    >>> folds = cv_splits(np.repeat([0, 1], 10), groups=g, n_splits=5)
+    >>> all(not set(g[tr]) & set(g[te]) for tr, te in folds)
+    True
+    """
+    y = np.asarray(y)
+    dummy = np.zeros((len(y), 1))
+    if groups is None:
+        return list(StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(dummy, y))
+    g = np.asarray(groups)
+    return list(StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed).split(dummy, y, g))
+
+
+def _auc_from_ranks(ranks: np.ndarray, pos: np.ndarray) -> float:
+    """Mann-Whitney AUC of the positives ``pos`` (bool) given midranks of the scores."""
+    m = int(pos.sum())
+    n = len(pos) - m
+    return float((ranks[pos].sum() - m * (m + 1) / 2) / (m * n))
+
+
+def _batched_permutation_importance(model: BaseEstimator, X: pd.DataFrame, y: np.ndarray,
+                                    n_repeats: int, seed: int) -> np.ndarray:
+    """Mean drop of ROC AUC when each column of ``X`` is permuted (``n_repeats`` times).
+
+    Same definition as ``sklearn.inspection.permutation_importance(scoring="roc_auc")``,
+    but all permuted copies are scored in one ``predict_proba`` call (much faster for forests).
+    """
+    rng = np.random.default_rng(seed)
+    n, p = X.shape
+    pos = np.asarray(y) == 1
+    base = _auc_from_ranks(sps.rankdata(model.predict_proba(X)[:, 1]), pos)
+    Xv = X.to_numpy()
+    blocks = []
+    for _ in range(n_repeats):
+        for j in range(p):
+            Xp = Xv.copy()
+            Xp[:, j] = Xp[rng.permutation(n), j]
+            blocks.append(Xp)
+    big = pd.DataFrame(np.vstack(blocks), columns=X.columns)
+    prob = model.predict_proba(big)[:, 1].reshape(n_repeats, p, n)
+    ranks = sps.rankdata(prob, axis=-1)
+    m = int(pos.sum())
+    scores = (ranks[..., pos].sum(axis=-1) - m * (m + 1) / 2) / (m * (n - m))
+    out: np.ndarray = (base - scores).mean(axis=0)
+    return out
+
+
+def _impurity_importance(model: BaseEstimator) -> np.ndarray | None:
+    est = model.best_estimator_ if isinstance(model, GridSearchCV) else model
+    clf = est.steps[-1][1] if isinstance(est, Pipeline) else est
+    if isinstance(clf, CalibratedClassifierCV):
+        parts = [getattr(c.estimator, "feature_importances_", None) for c in clf.calibrated_classifiers_]
+        found = [np.asarray(v, dtype=np.float64) for v in parts if v is not None]
+        if len(found) != len(parts):
+            return None
+        return np.asarray(np.mean(found, axis=0), dtype=np.float64)
+    fi = getattr(clf, "feature_importances_", None)
+    return None if fi is None else np.asarray(fi, dtype=np.float64)
+
+
+# -- engine tasks (module level: picklable) -------------------------------------------------------
+
+
+@dataclass
+class _Settings:
+    model: str
+    inner_cv: bool
+    recalibrate: bool
+    n_estimators: int
+    cv_folds: int
+    n_top: int
+
+
+@dataclass
+class _FoldTask:
+    X: pd.DataFrame
+    y: np.ndarray
+    groups: np.ndarray | None
+    train: np.ndarray
+    test: np.ndarray
+    settings: _Settings
+    seed: int
+    importance: bool = True
+
+
+@dataclass
+class _FoldResult:
+    test: np.ndarray
+    prob: np.ndarray
+    perm_importance: np.ndarray | None = None
+    impurity: np.ndarray | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _fit_fold(task: _FoldTask) -> _FoldResult:
+    s = task.settings
+    model = make_pipeline(s.model, seed=task.seed, inner_cv=s.inner_cv, recalibrate=s.recalibrate,
+                          n_estimators=s.n_estimators)
+    g_tr = None if task.groups is None else task.groups[task.train]
+    _fit(model, task.X.iloc[task.train], task.y[task.train], g_tr)
+    Xte = task.X.iloc[task.test]
+    prob = np.asarray(model.predict_proba(Xte)[:, 1], dtype=np.float64)
+    out = _FoldResult(test=task.test, prob=prob)
+    if isinstance(model, GridSearchCV):
+        out.params = {k: v for k, v in model.best_params_.items()}
+    if task.importance:
+        out.perm_importance = _batched_permutation_importance(model, Xte, task.y[task.test],
+                                                              _IMPORTANCE_REPEATS, task.seed)
+        out.impurity = _impurity_importance(model)
+    return out
+
+
+@dataclass
+class _RefitPermTask:
+    X: pd.DataFrame
+    y: np.ndarray
+    groups: np.ndarray | None
+    units: np.ndarray  # unit index of every sample (permutation is done on units)
+    unit_y: np.ndarray
+    settings: _Settings
+    seed: int
+
+
+def _refit_permutation(task: _RefitPermTask) -> float:
+    """AUC of one full CV repeat after permuting the labels."""
+    split_seed, fit_seed, perm_seed = spawn_seeds(task.seed, 3)
+    rng = np.random.default_rng(perm_seed)
+    y = rng.permutation(task.unit_y)[task.units]
+    folds = cv_splits(y, groups=task.groups, n_splits=task.settings.cv_folds, seed=split_seed)
+    seeds = spawn_seeds(fit_seed, len(folds))
+    prob = np.empty(len(y))
+    for (tr, te), sd in zip(folds, seeds, strict=True):
+        r = _fit_fold(_FoldTask(task.X, y, task.groups, tr, te, task.settings, sd, importance=False))
+        prob[te] = r.prob
+    return float(roc_auc_score(y, prob))
+
+
+@dataclass
+class _ResampleTask:
+    prob: np.ndarray
+    y: np.ndarray
+    units: np.ndarray
+    unit_y: np.ndarray
+    n: int
+    seed: int
+
+
+def _bootstrap_block(task: _ResampleTask) -> list[float]:
+    """AUCs of ``n`` bootstrap resamples of units, stratified by the unit's class."""
+    rng = np.random.default_rng(task.seed)
+    members = [np.flatnonzero(task.units == u) for u in range(len(task.unit_y))]
+    strata = [np.flatnonzero(task.unit_y == c) for c in (0, 1)]
+    out = []
+    for _ in range(task.n):
+        pick = np.concatenate([rng.choice(s, size=len(s), replace=True) for s in strata])
+        idx = np.concatenate([members[u] for u in pick])
+        ranks = sps.rankdata(task.prob[idx])
+        out.append(_auc_from_ranks(ranks, task.y[idx] == 1))
+    return out
+
+
+def _permutation_block(task: _ResampleTask) -> list[float]:
+    """AUCs of the fixed OOF probabilities against ``n`` permutations of the unit labels."""
+    rng = np.random.default_rng(task.seed)
+    ranks = sps.rankdata(task.prob)
+    return [_auc_from_ranks(ranks, rng.permutation(task.unit_y)[task.units] == 1) for _ in range(task.n)]
+
+
+def _blocks(total: int) -> list[int]:
+    return [min(_BLOCK, total - i) for i in range(0, total, _BLOCK)]
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _encode_y(y: Any) -> np.ndarray:
+    """0/1 labels: 'case'/'control' strings, booleans, or two values (the larger = case)."""
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise ValueError("y must be one-dimensional")
+    if pd.isna(pd.Series(arr, dtype=object)).any():
+        raise ValueError("y has missing values")
+    values = set(arr.tolist())
+    if values <= {"case", "control"}:
+        out = (arr == "case").astype(int)
+    else:
+        if type_of_target(arr) != "binary":
+            raise ValueError(f"y must have two classes; got {sorted(map(str, values))}")
+        hi = sorted(values)[-1]
+        out = (arr == hi).astype(int)
+    if out.min() == out.max():
+        raise ValueError("y needs both cases and controls")
+    return out
+
+
+def _units(groups: np.ndarray | None, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Resampling units (participants, or samples) and their labels."""
+    if groups is None:
+        return np.arange(len(y)), y.copy()
+    codes, uniq = pd.factorize(pd.Series(groups, dtype=object))
+    unit_y = np.zeros(len(uniq), dtype=int)
+    for u in range(len(uniq)):
+        labels = np.unique(y[codes == u])
+        if len(labels) != 1:
+            raise ValueError(f"participant {uniq[u]!r} has samples labelled both case and control")
+        unit_y[u] = labels[0]
+    return np.asarray(codes), unit_y
+
+
+def _wilson(k: int, n: int) -> tuple[float, float]:
+    if n == 0:
+        return float("nan"), float("nan")
+    lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+    return float(lo), float(hi)
+
+
+def _rule_row(rule: str, thr: float, y: np.ndarray, p: np.ndarray, prevalence: float) -> dict[str, Any]:
+    pos = p >= thr
+    d = y == 1
+    tp, fn = int((pos & d).sum()), int((~pos & d).sum())
+    tn, fp = int((~pos & ~d).sum()), int((pos & ~d).sum())
+    se = tp / (tp + fn) if tp + fn else float("nan")
+    sp = tn / (tn + fp) if tn + fp else float("nan")
+    se_lo, se_hi = _wilson(tp, tp + fn)
+    sp_lo, sp_hi = _wilson(tn, tn + fp)
+    ppv_at, npv_at = predictive_values(se, sp, prevalence)
+    return {"rule": rule, "threshold": float(thr), "sensitivity": se, "sensitivity_ci_low": se_lo,
+            "sensitivity_ci_high": se_hi, "specificity": sp, "specificity_ci_low": sp_lo,
+            "specificity_ci_high": sp_hi, "ppv": tp / (tp + fp) if tp + fp else float("nan"),
+            "npv": tn / (tn + fn) if tn + fn else float("nan"), "ppv_at_prevalence": ppv_at,
+            "npv_at_prevalence": npv_at, "prevalence": float(prevalence)}
+
+
+def _thresholds(y: np.ndarray, p: np.ndarray, target: float, prevalence: float) -> pd.DataFrame:
+    fpr, tpr, thr = roc_curve(y, p, drop_intermediate=False)
+    finite = np.isfinite(thr)
+    fpr, tpr, thr = fpr[finite], tpr[finite], thr[finite]
+    youden = float(thr[int(np.argmax(tpr - fpr))])
+    reach = np.flatnonzero(tpr >= target)
+    target_thr = float(thr[reach[0]])  # thresholds decrease: first reaching = most specific
+    return pd.DataFrame([_rule_row("youden", youden, y, p, prevalence),
+                         _rule_row("sensitivity_target", target_thr, y, p, prevalence)])
+
+
+def _hedges_g(X: pd.DataFrame, y: np.ndarray) -> np.ndarray:
+    """Hedges' g (cases - controls) of log2 values per column; non-positive values ignored."""
+    V = X.to_numpy(dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        L = np.where(V > 0, np.log2(np.where(V > 0, V, 1.0)), np.nan)
+    a, b = L[y == 1], L[y == 0]
+    n1, n2 = (~np.isnan(a)).sum(axis=0), (~np.isnan(b)).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m1, m2 = np.nansum(a, axis=0) / n1, np.nansum(b, axis=0) / n2
+        v1 = np.nansum((a - m1) ** 2, axis=0) / (n1 - 1)
+        v2 = np.nansum((b - m2) ** 2, axis=0) / (n2 - 1)
+        sp = np.sqrt(((n1 - 1) * v1 + (n2 - 1) * v2) / (n1 + n2 - 2))
+        d = (m1 - m2) / sp
+        j = 1 - 3 / (4 * (n1 + n2) - 9)
+    out: np.ndarray = np.where((n1 > 1) & (n2 > 1) & (sp > 0), d * j, np.nan)
+    return out
+
+
+def _clean(v: Any) -> Any:
+    """JSON-friendly metric value (python scalars, NaN -> None)."""
+    if isinstance(v, bool | np.bool_):
+        return bool(v)
+    if isinstance(v, int | np.integer):
+        return int(v)
+    if isinstance(v, float | np.floating):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    return v
+
+
+def _as_engine(engine: Engine | str | None) -> Engine:
+    if engine is None:
+        return Engine("serial")
+    if isinstance(engine, str):
+        return Engine(engine)
+    return engine
+
+
+# -- main entry point ----------------------------------------------------------------------------
+
+
+def discriminate(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None, model: str = "rf",
+                 cv_folds: int = 5, cv_repeats: int = 5, permutations: int = 1000,
+                 permutation_scheme: str = "oof", prevalence: float = DEFAULT_PREVALENCE,
+                 sensitivity_target: float = 0.9, test_size: float | None = None, inner_cv: bool = False,
+                 recalibrate: bool = False, n_top: int = 10, n_estimators: int = 200, seed: int = 0,
+                 engine: Engine | str | None = None) -> ModelResult:
+    """Validate a case-control classifier by repeated (group-aware) stratified cross-validation.
+
+    Parameters
+    ----------
+    X : DataFrame
+        Samples x analytes, raw (positive) concentrations; missing values allowed.
+    y : array-like
+        ``"case"``/``"control"``, booleans or 0/1 (the larger value is the case).
+    groups : array-like, optional
+        Participant id of each sample. Samples of one participant are never
+        split between training and test folds (``StratifiedGroupKFold``), and
+        bootstraps and label permutations resample participants.
+    ids : array-like, optional
+        Sample ids for ``oof_predictions`` (default ``X.index``).
+    model : {"rf", "logistic", "plsda"}
+    cv_folds, cv_repeats : int
+        k-fold CV repeated ``cv_repeats`` times; repeat ``r`` shuffles with its
+        own seed from :func:`~hikisig.engine.spawn_seeds`. OOF probabilities
+        are averaged over repeats.
+    permutations : int
+        Label permutations for the permutation p-value (0 to skip).
+    permutation_scheme : {"oof", "refit"}
+        ``"oof"`` (default, fast): permute the labels against the fixed
+        out-of-fold probabilities. No OOF probability was computed by a model
+        that saw its own label, so this tests whether the OOF predictions rank
+        cases above controls more than chance. It is an approximation: the
+        fold models share training samples, so OOF AUCs on pure noise vary
+        more than the label-permutation null assumes. In simulations (60
+        samples x 200 noise analytes, 5-fold CV) the spread was close to the
+        null for random forests (SD 0.083 vs 0.075) but clearly wider for
+        logistic regression with more analytes than samples (SD 0.11), whose
+        ``"oof"`` p-values are then too small; use ``"refit"`` there. ``"refit"``
+        (slow, rigorous): for each permutation, permute the labels and rerun
+        one repeat of the whole CV (preprocessing, tuning and fitting); each
+        null AUC is a single-repeat OOF AUC, so the observed statistic is
+        ``auc_per_repeat_mean``. Both use
+        ``p = (1 + #{AUC_perm >= AUC_obs}) / (1 + B)``, with ``B = permutations``
+        (``"oof"`` uses ``metrics["auc"]``, the AUC of the OOF probabilities
+        averaged over repeats).
+    prevalence : float
+        Population prevalence for PPV/NPV (default 1.57%).
+    sensitivity_target : float
+        Sensitivity of the second threshold rule.
+    test_size : float, optional
+        Hold out this fraction (stratified, group-aware) as a test set: CV runs
+        on the rest, and a model fitted on the rest is scored on the test set
+        (``test_*`` metrics, ``tables["test_predictions"]``).
+    inner_cv : bool
+        Tune hyper-parameters by a 3-fold ``GridSearchCV`` inside each training fold.
+    recalibrate : bool
+        Wrap the classifier in ``CalibratedClassifierCV(method="sigmoid", cv=3)``
+        (its internal folds are not group-aware).
+    n_top : int
+        Size of the top list that defines ``stability``.
+    n_estimators : int
+        Trees of the random forest (200, with ``cv_repeats=5``, keeps the
+        defaults to about 15-25 s for ~80 samples x ~130 analytes on 2 cores).
+    seed : int
+    engine : Engine or backend name, optional
+        Default: ``Engine("serial")``.
+
+    Returns
+    -------
+    ModelResult
+        ``kind="discriminate"``; ``model`` is the pipeline fitted on all samples.
+        Tables: ``oof_predictions`` (id, y_true, y_prob), ``roc``, ``calibration``,
+        ``thresholds``, ``importance``, ``signature``, ``per_repeat`` (and
+        ``test_predictions`` in held-out mode).
+    """
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; valid values: {', '.join(map(repr, MODELS))}")
+    if permutation_scheme not in PERMUTATION_SCHEMES:
+        raise ValueError(f"unknown permutation_scheme {permutation_scheme!r}; "
+                         f"valid values: {', '.join(map(repr, PERMUTATION_SCHEMES))}")
+    if not isinstance(X, pd.DataFrame):
+        X = pd.DataFrame(np.asarray(X, dtype=np.float64))
+    X = X.copy()
+    X.columns = [str(c) for c in X.columns]
+    yy = _encode_y(y)
+    if len(yy) != len(X):
+        raise ValueError(f"y has {len(yy)} values for {len(X)} samples")
+    g_all = None if groups is None else np.asarray(groups, dtype=object)
+    id_all = np.asarray(X.index if ids is None else ids, dtype=object)
+    if (g_all is not None and len(g_all) != len(X)) or len(id_all) != len(X):
+        raise ValueError("groups and ids must have one entry per sample")
+    eng = _as_engine(engine)
+    settings = _Settings(model, inner_cv, recalibrate, n_estimators, cv_folds, n_top)
+    ss = np.random.SeedSequence(seed)
+    s_test, s_split, s_fit, s_boot, s_perm, s_final = ss.spawn(6)
+
+    # held-out split (at the participant level when groups are given)
+    units_all, unit_y_all = _units(g_all, yy)
+    dev = np.arange(len(yy))
+    test_idx = np.array([], dtype=int)
+    if test_size is not None:
+        ux = np.arange(len(unit_y_all))
+        u_tr, u_te = train_test_split(ux, test_size=test_size, stratify=unit_y_all,
+                                      random_state=spawn_seeds(s_test, 1)[0])
+        dev = np.flatnonzero(np.isin(units_all, u_tr))
+        test_idx = np.flatnonzero(np.isin(units_all, u_te))
+    Xd = X.iloc[dev]
+    yd = yy[dev]
+    gd = None if g_all is None else g_all[dev]
+    units, unit_y = _units(gd, yd)
+
+    # repeated CV: one engine task per (repeat, fold)
+    split_seeds = spawn_seeds(s_split, cv_repeats)
+    fit_seeds = spawn_seeds(s_fit, cv_repeats * cv_folds)
+    tasks, repeat_of = [], []
+    for r, sr in enumerate(split_seeds):
+        folds = cv_splits(yd, groups=gd, n_splits=cv_folds, seed=sr)
+        for (tr, te), sd in zip(folds, fit_seeds[r * cv_folds:(r + 1) * cv_folds], strict=True):
+            tasks.append(_FoldTask(Xd, yd, gd, tr, te, settings, sd))
+            repeat_of.append(r)
+    results = eng.map(_fit_fold, tasks)
+
+    n = len(yd)
+    prob_rep = np.full((cv_repeats, n), np.nan)
+    for r, res in zip(repeat_of, results, strict=True):
+        prob_rep[r, res.test] = res.prob
+    if np.isnan(prob_rep).any():  # pragma: no cover - k-fold covers every sample once per repeat
+        raise RuntimeError("some samples got no out-of-fold prediction")
+    oof = prob_rep.mean(axis=0)
+    per_repeat = np.array([roc_auc_score(yd, prob_rep[r]) for r in range(cv_repeats)])
+
+    # AUC: DeLong CI and stratified (participant-level) bootstrap
+    dl = auc_delong(yd, oof)
+    boot_seeds = spawn_seeds(s_boot, len(_blocks(_N_BOOT)))
+    boot = np.concatenate(eng.map(_bootstrap_block, [
+        _ResampleTask(oof, yd, units, unit_y, k, sd) for k, sd in zip(_blocks(_N_BOOT), boot_seeds,
+                                                                        strict=True)]))
+
+    # permutation test
+    p_value = float("nan")
+    if permutations > 0:
+        if permutation_scheme == "oof":
+            perm_seeds = spawn_seeds(s_perm, len(_blocks(permutations)))
+            null = np.concatenate(eng.map(_permutation_block, [
+                _ResampleTask(oof, yd, units, unit_y, k, sd)
+                for k, sd in zip(_blocks(permutations), perm_seeds, strict=True)]))
+        else:
+            null = np.asarray(eng.map(_refit_permutation, [
+                _RefitPermTask(Xd, yd, gd, units, unit_y, settings, sd)
+                for sd in spawn_seeds(s_perm, permutations)]))
+        observed = dl["auc"] if permutation_scheme == "oof" else float(per_repeat.mean())
+        p_value = float((1 + np.sum(null >= observed - 1e-12)) / (1 + len(null)))
+
+    # calibration, ROC, thresholds
+    cal = calibration_slope_intercept(yd, oof)
+    fpr, tpr, thr = roc_curve(yd, oof)
+    thresholds = _thresholds(yd, oof, sensitivity_target, prevalence)
+
+    # importance and signature
+    cols = list(X.columns)
+    perm_imp = np.vstack([res.perm_importance for res in results if res.perm_importance is not None])
+    top = np.zeros(len(cols))
+    for row in perm_imp:
+        top[np.argsort(-row, kind="stable")[:n_top]] += 1
+    stability = top / len(perm_imp)
+    impurities = [res.impurity for res in results if res.impurity is not None]
+    impurity = np.mean(impurities, axis=0) if impurities else np.full(len(cols), np.nan)
+    importance = pd.DataFrame({
+        "analyte": cols, "permutation_importance": perm_imp.mean(axis=0),
+        "permutation_importance_sd": perm_imp.std(axis=0, ddof=1) if len(perm_imp) > 1 else np.nan,
+        "impurity_importance": impurity, "stability": stability})
+    g = _hedges_g(Xd, yd)
+    sig = importance[["analyte"]].copy()
+    sig["importance"] = importance["permutation_importance"]
+    sig["stability"] = stability
+    sig["effect"] = g
+    sig["direction"] = np.where(np.nan_to_num(g) < 0, "lower in cases", "higher in cases")
+    sig = sig.sort_values(["importance", "stability"], ascending=False, kind="stable").reset_index(drop=True)
+    sig["rank"] = np.arange(1, len(sig) + 1)
+    sig = sig[SIGNATURE_COLUMNS]
+    importance = importance.sort_values("permutation_importance", ascending=False,
+                                        kind="stable").reset_index(drop=True)
+
+    tuned: dict[str, Any] = {}
+    if inner_cv:
+        for res in results:
+            for k, v in res.params.items():
+                tuned.setdefault(k, {}).setdefault(str(v), 0)
+                tuned[k][str(v)] += 1
+
+    # final model on all samples
+    final_seed = spawn_seeds(s_final, 2)
+    final = make_pipeline(model, seed=final_seed[0], inner_cv=inner_cv, recalibrate=recalibrate,
+                          n_estimators=n_estimators)
+    _fit(final, X, yy, g_all)
+    if isinstance(final, GridSearchCV):
+        final = final.best_estimator_
+
+    group_aware = "yes" if g_all is not None else "no"
+    metrics: dict[str, Any] = {
+        "auc": dl["auc"], "auc_ci_low": dl["lower"], "auc_ci_high": dl["upper"], "auc_ci_method": "delong",
+        "auc_se": dl["se"],
+        "auc_boot_ci_low": float(np.clip(np.quantile(boot, 0.025), 0, 1)),
+        "auc_boot_ci_high": float(np.clip(np.quantile(boot, 0.975), 0, 1)),
+        "auc_boot_resamples": len(boot),
+        "auc_per_repeat_mean": float(per_repeat.mean()),
+        "auc_per_repeat_sd": float(per_repeat.std(ddof=1)) if cv_repeats > 1 else 0.0,
+        "brier": brier_score(yd, oof),
+        "calibration_slope": cal["slope"], "calibration_intercept": cal["intercept"],
+        "permutation_p": p_value, "permutations": int(permutations),
+        "permutation_scheme": permutation_scheme,
+        "cv_scheme": (f"{cv_folds}-fold stratified CV x {cv_repeats} repeats, "
+                      f"group-aware: {group_aware}" + (", nested 3-fold grid search" if inner_cv else "")
+                      + (", sigmoid recalibration" if recalibrate else "")),
+        "n": int(n), "n_case": int(yd.sum()), "n_control": int(n - yd.sum()),
+        "model": model, "seed": int(seed),
+    }
+    if g_all is not None:
+        metrics["n_participants"] = len(unit_y)
+    for _, row in thresholds.iterrows():
+        metrics[f"{row['rule']}_threshold"] = row["threshold"]
+        metrics[f"{row['rule']}_sensitivity"] = row["sensitivity"]
+        metrics[f"{row['rule']}_specificity"] = row["specificity"]
+
+    tables: dict[str, pd.DataFrame] = {
+        "oof_predictions": pd.DataFrame({"id": id_all[dev], "y_true": yd, "y_prob": oof}),
+        "roc": pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thr}),
+        "calibration": reliability_table(yd, oof, 10),
+        "thresholds": thresholds,
+        "importance": importance,
+        "signature": sig,
+        "per_repeat": pd.DataFrame({"repeat": np.arange(1, cv_repeats + 1), "auc": per_repeat}),
+    }
+
+    if len(test_idx):
+        held = make_pipeline(model, seed=final_seed[1], inner_cv=inner_cv, recalibrate=recalibrate,
+                             n_estimators=n_estimators)
+        _fit(held, Xd, yd, gd)
+        yt = yy[test_idx]
+        pt = np.asarray(held.predict_proba(X.iloc[test_idx])[:, 1], dtype=np.float64)
+        tables["test_predictions"] = pd.DataFrame({"id": id_all[test_idx], "y_true": yt, "y_prob": pt})
+        metrics.update({"n_test": len(yt), "n_test_case": int(yt.sum()),
+                        "n_test_control": int(len(yt) - yt.sum()), "test_brier": brier_score(yt, pt)})
+        if yt.min() != yt.max():
+            tdl = auc_delong(yt, pt)
+            metrics.update({"test_auc": tdl["auc"], "test_auc_ci_low": tdl["lower"],
+                            "test_auc_ci_high": tdl["upper"]})
+        else:
+            metrics.update({"test_auc": None, "test_auc_ci_low": None, "test_auc_ci_high": None})
+        for _, row in thresholds.iterrows():  # thresholds chosen on the development OOF predictions
+            t = _rule_row(row["rule"], row["threshold"], yt, pt, prevalence)
+            metrics[f"test_{row['rule']}_sensitivity"] = t["sensitivity"]
+            metrics[f"test_{row['rule']}_specificity"] = t["specificity"]
+
+    metrics = {k: _clean(v) for k, v in metrics.items()}
+    params = {"model": model, "cv_folds": cv_folds, "cv_repeats": cv_repeats, "permutations": permutations,
+              "permutation_scheme": permutation_scheme, "prevalence": prevalence,
+              "sensitivity_target": sensitivity_target, "test_size": test_size, "inner_cv": inner_cv,
+              "recalibrate": recalibrate, "n_top": n_top, "n_estimators": n_estimators, "seed": seed,
+              "group_aware": g_all is not None, "engine": eng.backend,
+              "bootstrap_resamples": _N_BOOT, "importance_repeats": _IMPORTANCE_REPEATS,
+              "inner_folds": _INNER_FOLDS if inner_cv else None,
+              "param_grid": PARAM_GRIDS[model] if inner_cv else None,
+              "tuned_params": tuned or None,
+              "preprocessing": ["MinFractionImputer(fraction=0.5)", "LogTransformer(base='log2')",
+                                "Scaler(method='auto')"]}
+    return ModelResult(kind="discriminate", model=final, features=cols, metrics=metrics, tables=tables,
+                       params=params)

@@ -1,0 +1,108 @@
+"""Applying a saved model to new participants and follow-up visits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from hikisig.errors import HikisigError
+from hikisig.models.persist import LoadedModel
+
+__all__ = ["follow_up", "predict"]
+
+
+def predict(model: LoadedModel, X: pd.DataFrame, *, units: dict[str, str | None] | None = None,
+            range_margin: float = 0.2) -> pd.DataFrame:
+    """Predict for every row of ``X`` (samples x analytes named as in training).
+
+    Returns
+    -------
+    DataFrame
+        ``id`` and, by model kind: ``probability`` and ``predicted_case`` (at the
+        Youden threshold of the cross-validated predictions) for discrimination;
+        ``predicted_severity`` for severity; ``stratum`` for stratification; then
+        ``out_of_range`` (features outside the training range widened by
+        ``range_margin`` of its span on the log scale) and ``warning``.
+
+    Raises
+    ------
+    HikisigError
+        Missing analytes, or a unit that differs from the training unit.
+    """
+    names = model.feature_names
+    missing = [f for f in names if f not in X.columns]
+    if missing:
+        raise HikisigError(f"the input lacks {len(missing)} analyte(s) the model needs: "
+                           f"{', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}")
+    if units:
+        wrong = [f"{f['name']} ({units[f['name']]} given, model trained in {f['unit']})"
+                 for f in model.features
+                 if f.get("unit") and units.get(f["name"]) and units[f["name"]] != f["unit"]]
+        if wrong:
+            raise HikisigError("units differ from the training data: " + "; ".join(wrong))
+    x = X[names].astype(float)
+    out = pd.DataFrame({"id": [str(i) for i in X.index]})
+    kind = model.kind
+    if kind == "discriminate":
+        prob = model.model.predict_proba(x)[:, 1]
+        out["probability"] = prob
+        thr = _youden_threshold(model)
+        out["predicted_case"] = prob >= thr if thr is not None else pd.NA
+    elif kind == "severity":
+        out["predicted_severity"] = np.asarray(model.model.predict(x)).reshape(len(x), -1)[:, 0]
+    elif kind == "stratify":
+        out["stratum"] = np.asarray(model.model.predict(x)).astype(int)
+    else:
+        raise HikisigError(f"unknown model kind {kind!r}")
+    flags = []
+    lo = np.array([f["min"] if f["min"] is not None else np.nan for f in model.features], float)
+    hi = np.array([f["max"] if f["max"] is not None else np.nan for f in model.features], float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pos = (lo > 0) & (hi > 0)
+        span = np.where(pos, np.log(hi) - np.log(lo), hi - lo)
+        lo_w = np.where(pos, np.exp(np.log(lo) - range_margin * span), lo - range_margin * span)
+        hi_w = np.where(pos, np.exp(np.log(hi) + range_margin * span), hi + range_margin * span)
+        outside = (x.to_numpy() < lo_w) | (x.to_numpy() > hi_w)
+    for row in outside:
+        flags.append(";".join(np.asarray(names)[row]))
+    out["out_of_range"] = flags
+    out["warning"] = ["values outside the training range: prediction is an extrapolation" if f
+                      else "" for f in flags]
+    return out
+
+
+def _youden_threshold(model: LoadedModel) -> float | None:
+    path = model.folder / "thresholds.csv"
+    if not path.exists():
+        return None
+    t = pd.read_csv(path)
+    row = t[t["rule"] == "youden"]
+    return float(row["threshold"].iloc[0]) if len(row) else None
+
+
+def follow_up(pred: pd.DataFrame, score: str, *, participant: str = "participant",
+              visit: str = "visit", sem: float | None = None, ci: float = 0.95) -> pd.DataFrame:
+    """Score per visit, change from the first visit, and reliable change.
+
+    The reliable-change threshold is z * sqrt(2) * SEM (Jacobson & Truax), where
+    SEM is the model's error of measurement: the cross-validated RMSE for a
+    severity model (``rmsecv``). Without an SEM, ``reliable_change`` is missing.
+
+    Examples
+    --------
+    >>> p = pd.DataFrame({"participant": ["A", "A"], "visit": [1, 2], "s": [60.0, 40.0]})
+    >>> follow_up(p, "s", sem=5.0)["reliable_change"].tolist()
+    [False, True]
+    """
+    df = pd.DataFrame(pred).sort_values([participant, visit]).copy()
+    base = df.groupby(participant)[score].transform("first")
+    df["change_from_baseline"] = df[score] - base
+    if sem is not None and np.isfinite(sem):
+        thr = sps.norm.ppf(0.5 + ci / 2) * np.sqrt(2) * sem
+        df["reliable_change_threshold"] = thr
+        df["reliable_change"] = df["change_from_baseline"].abs() > thr
+    else:
+        df["reliable_change_threshold"] = np.nan
+        df["reliable_change"] = pd.NA
+    return df.reset_index(drop=True)

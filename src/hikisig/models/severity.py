@@ -1,0 +1,255 @@
+"""Severity model: PLS regression of a severity score (e.g. the HQ-25 total) on blood analytes.
+
+The model is a :class:`~sklearn.pipeline.Pipeline`
+``MinFractionImputer -> LogTransformer("log2") -> Scaler(scaling) ->
+PLSRegression(n_components, scale=False)`` (PLS centres y itself).
+
+Validation
+----------
+* **Components.** Repeated K-fold CV (``cv_repeats`` x ``cv_folds``;
+  :class:`~sklearn.model_selection.GroupKFold` with shuffling when
+  ``groups`` is given, so all samples of a participant stay in one fold).
+  Preprocessing is refitted in every training fold. For each repeat and each
+  number of components ``a = 1..max_components``, ``Q2 = 1 - PRESS / SS``
+  from the out-of-fold predictions. The chosen number is the one with the
+  **largest mean Q2** over repeats (the smallest on ties);
+  ``tables["q2_by_components"]`` lists all of them.
+* **Metrics** of the chosen model: ``q2`` and ``rmsecv`` are means over
+  repeats; ``predicted_cv`` is the per-sample mean of the out-of-fold
+  predictions over repeats, and ``spearman_r``, ``pearson_r`` and
+  ``r2_spearman`` (= ``spearman_r ** 2``, the convention of the Kyushu
+  hikikomori studies) compare it with the observed scores. ``r2y`` and
+  ``rmsee`` (``sqrt(SSres / (n - A - 1))``, ropls) describe the final fit.
+* **Permutation test.** y is permuted ``permutations`` times and Q2 is
+  recomputed with the chosen number of components on *the same CV splits*
+  (all repeats), so the permuted statistic is exactly comparable with the
+  observed mean Q2; ``p = (1 + #{Q2_perm >= Q2}) / (1 + B)``. The number of
+  components is not re-selected for each permutation.
+
+Every resampling loop runs through :class:`hikisig.engine.Engine` with seeds
+from :func:`hikisig.engine.spawn_seeds`, so serial, loky and Dask give
+identical numbers. Within CV the PLS fits use :func:`hikisig.models.pls.pls1_path`
+(the same model as ``PLSRegression(scale=False)``, all component counts in one pass).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.cross_decomposition import PLSRegression
+from sklearn.model_selection import GroupKFold, KFold
+from sklearn.pipeline import Pipeline
+
+from hikisig.engine import Engine, spawn_seeds
+from hikisig.models.pls import fit_metrics, pls1_path, vip
+from hikisig.models.result import SIGNATURE_COLUMNS, ModelResult
+from hikisig.prep import LogTransformer, MinFractionImputer, Scaler
+
+__all__ = ["severity", "severity_pipeline"]
+
+#: Permutations handled by one engine task (fixed, so results do not depend on the backend).
+_PERM_BATCH = 25
+
+
+def _preprocessor(scaling: str) -> Pipeline:
+    return Pipeline([("impute", MinFractionImputer()), ("log", LogTransformer(base="log2")),
+                     ("scale", Scaler(method=scaling))])
+
+
+def severity_pipeline(n_components: int, scaling: str = "pareto") -> Pipeline:
+    """The (unfitted) severity model: impute, log2, scale, PLS."""
+    steps = [*_preprocessor(scaling).steps, ("pls", PLSRegression(n_components=n_components, scale=False))]
+    return Pipeline(steps)
+
+
+def _splits(n: int, groups: np.ndarray | None, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    if groups is None:
+        cv: Any = KFold(n_splits=folds, shuffle=True, random_state=seed)
+        return [(tr, te) for tr, te in cv.split(np.zeros(n))]
+    cv = GroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [(tr, te) for tr, te in cv.split(np.zeros(n), groups=groups)]
+
+
+def _prepared_folds(X: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]],
+                    scaling: str) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    out = []
+    for tr, te in splits:
+        prep = _preprocessor(scaling).fit(X[tr])
+        out.append((tr, te, prep.transform(X[tr]), prep.transform(X[te])))
+    return out
+
+
+def _cv_repeat(task: tuple[int, np.ndarray, np.ndarray, np.ndarray | None, int, int, str]) -> dict[str, Any]:
+    """One CV repeat: out-of-fold predictions for 1..A components and VIPs per fold."""
+    seed, X, y, groups, folds, max_comp, scaling = task
+    splits = _splits(len(y), groups, folds, seed)
+    pred = np.zeros((len(y), max_comp))
+    vips = []
+    for tr, te, Xtr, Xte in _prepared_folds(X, splits, scaling):
+        path = pls1_path(Xtr, y[tr], max_comp)
+        pred[te] = path.predict(Xte)
+        vips.append(np.stack([path.vip(a) for a in range(1, max_comp + 1)]))  # (A, p)
+    return {"splits": splits, "pred": pred, "vip": np.stack(vips)}
+
+
+def _q2(y: np.ndarray, pred: np.ndarray) -> float:
+    ss = float(((y - y.mean()) ** 2).sum())
+    return 1.0 - float(((y - pred) ** 2).sum()) / ss
+
+
+def _perm_batch(task: tuple[list[int], np.ndarray, np.ndarray,
+                            list[list[tuple[np.ndarray, np.ndarray]]], int, str]) -> list[float]:
+    """Mean Q2 over the given CV repeats for y permuted with each seed."""
+    seeds, X, y, repeats, n_comp, scaling = task
+    prepared = [_prepared_folds(X, splits, scaling) for splits in repeats]
+    out = []
+    for s in seeds:
+        yp = y[np.random.default_rng(s).permutation(len(y))]
+        q2s = []
+        for folds in prepared:
+            pred = np.zeros(len(y))
+            for tr, te, Xtr, Xte in folds:
+                pred[te] = pls1_path(Xtr, yp[tr], n_comp).predict(Xte, n_comp)
+            q2s.append(_q2(yp, pred))
+        out.append(float(np.mean(q2s)))
+    return out
+
+
+def severity(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None, max_components: int = 5,
+             n_components: int | None = None, scaling: str = "pareto", cv_folds: int = 7,
+             cv_repeats: int = 5, permutations: int = 200, seed: int = 0,
+             engine: Engine | None = None) -> ModelResult:
+    """Fit and validate a PLS regression of a severity score on analytes.
+
+    Parameters
+    ----------
+    X : DataFrame (samples x analytes)
+        Raw positive concentrations; missing values are imputed in-fold.
+    y : array-like (n,)
+        Severity score (e.g. HQ-25 total); must be complete.
+    groups : array-like, optional
+        Participant of each sample (group-aware folds for repeated visits).
+    ids : array-like, optional
+        Sample ids for ``observed_predicted`` (default: ``X.index``).
+    max_components : int
+        Largest number of components tried in CV.
+    n_components : int, optional
+        Fix the number of components (CV is still run for the metrics).
+    scaling : str
+        :class:`hikisig.prep.Scaler` method (``pareto``, ``auto``, ``centre``...).
+    cv_folds, cv_repeats : int
+        Repeated K-fold CV.
+    permutations : int
+        Permutations of y for the Q2 permutation test (0 to skip).
+    seed : int
+        Root seed; repeats and permutations get seeds from ``spawn_seeds``.
+    engine : Engine, optional
+        Backend for the resampling loops (default serial).
+
+    Returns
+    -------
+    ModelResult
+        ``kind="severity"``; tables ``q2_by_components``, ``observed_predicted``,
+        ``vip``, ``coefficients``, ``signature``. See the module docstring.
+    """
+    engine = engine or Engine("serial")
+    if not isinstance(X, pd.DataFrame):
+        X = pd.DataFrame(X)
+    features = [str(c) for c in X.columns]
+    Xv = X.to_numpy(dtype=np.float64)
+    yv = np.asarray(y, dtype=np.float64).ravel()
+    n, p = Xv.shape
+    if yv.size != n:
+        raise ValueError(f"y has {yv.size} values for {n} samples")
+    if not np.isfinite(yv).all():
+        raise ValueError("y has missing or non-finite values; drop those samples first")
+    if np.ptp(yv) == 0:
+        raise ValueError("y is constant")
+    g = None if groups is None else np.asarray(groups)
+    if g is not None and g.size != n:
+        raise ValueError(f"groups has {g.size} values for {n} samples")
+    n_units = n if g is None else len(np.unique(g))
+    folds = min(int(cv_folds), n_units)
+    if folds < 2:
+        raise ValueError("need at least 2 samples (groups) for cross-validation")
+    smallest_train = n - int(np.ceil(n / folds))  # approximate for group folds; pls1_path copes
+    cap = max(1, min(p, smallest_train - 1))
+    max_comp = max(1, min(int(max_components), cap))
+    if n_components is not None:
+        if not 1 <= int(n_components) <= min(p, n - 1):
+            raise ValueError(f"n_components must be in 1..{min(p, n - 1)}")
+        max_comp = max(max_comp, int(n_components))
+
+    # --- repeated CV over 1..max_comp components
+    rep_seeds = spawn_seeds(seed, int(cv_repeats))
+    reps = engine.map(_cv_repeat, [(s, Xv, yv, g, folds, max_comp, scaling) for s in rep_seeds])
+    q2 = np.array([[_q2(yv, r["pred"][:, a]) for a in range(max_comp)] for r in reps])  # (R, A)
+    q2_mean = q2.mean(axis=0)
+    q2_sd = q2.std(axis=0, ddof=1) if len(reps) > 1 else np.zeros(max_comp)
+    chosen = int(n_components) if n_components is not None else int(np.argmax(q2_mean)) + 1
+
+    # --- final model and fit statistics
+    model = severity_pipeline(chosen, scaling).fit(X, yv)
+    fitted = np.asarray(model.predict(X), dtype=np.float64).ravel()
+    prepped = model[:-1].transform(X)
+    full_path = pls1_path(prepped, yv, max_comp)
+    r2y_by = [fit_metrics(yv, full_path.predict(prepped, a), None, a)["r2y"] for a in range(1, max_comp + 1)]
+    pred_cv = np.mean([r["pred"][:, chosen - 1] for r in reps], axis=0)
+    m = fit_metrics(yv, fitted, pred_cv, chosen)
+    rmsecv = float(np.mean([np.sqrt(np.mean((yv - r["pred"][:, chosen - 1]) ** 2)) for r in reps]))
+    spearman = float(stats.spearmanr(yv, pred_cv).statistic)
+    pearson = float(stats.pearsonr(yv, pred_cv).statistic)
+
+    # --- permutation test on the same splits
+    p_perm: float | None = None
+    if permutations > 0:
+        perm_seeds = spawn_seeds(np.random.SeedSequence([seed, 1]), int(permutations))
+        splits = [r["splits"] for r in reps]
+        batches = [perm_seeds[i:i + _PERM_BATCH] for i in range(0, len(perm_seeds), _PERM_BATCH)]
+        null = np.concatenate(engine.map(_perm_batch, [(b, Xv, yv, splits, chosen, scaling)
+                                                      for b in batches]))
+        p_perm = float((1 + np.sum(null >= q2_mean[chosen - 1])) / (1 + len(null)))
+
+    # --- tables
+    pls = model.named_steps["pls"]
+    v = vip(pls)
+    coef = np.asarray(pls.coef_, dtype=np.float64).reshape(-1)
+    effect = X.apply(lambda col: stats.spearmanr(col, yv, nan_policy="omit").statistic).to_numpy(float)
+    fold_vips = np.concatenate([r["vip"][:, chosen - 1, :] for r in reps])  # (fits, p)
+    stability = (fold_vips > 1).mean(axis=0)
+    sample_ids = X.index.to_numpy() if ids is None else np.asarray(ids)
+    tables = {
+        "q2_by_components": pd.DataFrame({"n_components": np.arange(1, max_comp + 1), "q2_mean": q2_mean,
+                                          "q2_sd": q2_sd, "r2y": r2y_by}),
+        "observed_predicted": pd.DataFrame({"id": sample_ids, "observed": yv, "predicted_cv": pred_cv,
+                                            "fitted": fitted}),
+        "vip": pd.DataFrame({"analyte": features, "vip": v, "important": v > 1}),
+        "coefficients": pd.DataFrame({"analyte": features, "coefficient": coef}),
+    }
+    order = np.lexsort((np.arange(p), -v))
+    sig = pd.DataFrame({
+        "analyte": np.asarray(features)[order],
+        "rank": np.arange(1, p + 1),
+        "direction": np.where(coef[order] >= 0, "higher with severity", "lower with severity"),
+        "effect": effect[order], "importance": v[order], "stability": stability[order]})
+    tables["signature"] = sig[SIGNATURE_COLUMNS].reset_index(drop=True)
+
+    cv_scheme = (f"{cv_repeats}x{folds}-fold {'group ' if g is not None else ''}K-fold CV; "
+                 f"components by max mean Q2 over 1..{max_comp}"
+                 + (" (fixed)" if n_components is not None else ""))
+    metrics: dict[str, Any] = {
+        "n_components": chosen, "r2y": float(m["r2y"]), "q2": float(q2_mean[chosen - 1]),
+        "q2_sd": float(q2_sd[chosen - 1]), "rmsee": float(m["rmsee"]), "rmsecv": rmsecv,
+        "r2_spearman": spearman ** 2, "spearman_r": spearman, "pearson_r": pearson,
+        "permutation_p_q2": p_perm, "permutations": int(permutations), "cv_scheme": cv_scheme,
+        "n": int(n), "scaling": scaling, "seed": int(seed)}
+    params = {"max_components": int(max_components), "n_components": n_components, "scaling": scaling,
+              "cv_folds": int(cv_folds), "cv_repeats": int(cv_repeats), "permutations": int(permutations),
+              "seed": int(seed), "groups": g is not None, "engine": engine.backend,
+              "pipeline": ("MinFractionImputer -> LogTransformer(log2) -> Scaler"
+                           " -> PLSRegression(scale=False)")}
+    return ModelResult(kind="severity", model=model, features=features, metrics=metrics, tables=tables,
+                       params=params)

@@ -1,0 +1,72 @@
+"""`hikisig model ...` and `hikisig predict` end to end on the synthetic study."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run(*args: str, db: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ}
+    if db is not None:
+        env["HIKISIG_DB"] = str(db)
+    proc = subprocess.run([sys.executable, "-m", "hikisig", "-q", *args], capture_output=True,
+                          text=True, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(proc.stderr)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    d = tmp_path_factory.mktemp("study")
+    run("synth", "--seed", "3", "--out", str(d / "files"), "--db", str(d / "s.db"))
+    return d
+
+
+def test_discriminate_writes_contract_files(study):
+    out = study / "rf"
+    run("model", "discriminate", "--cv-repeats", "2", "--permutations", "200", "--out", str(out),
+        db=study / "s.db")
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("auc", "auc_ci_low", "auc_ci_high", "auc_ci_method", "brier", "permutation_p",
+                "cv_scheme"):
+        assert key in metrics
+    assert 0 <= metrics["auc_ci_low"] <= metrics["auc"] <= metrics["auc_ci_high"] <= 1
+    with open(out / "oof_predictions.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["id", "y_true", "y_prob"] and len(rows) == 83
+    assert (out / "model_card.md").exists() and (out / "model.skops").exists()
+    pred = run("predict", "--model", str(out), str(study / "files" / "measurements.csv")).stdout
+    got = list(csv.DictReader(io.StringIO(pred)))
+    assert len(got) == 83 and 0 <= float(got[0]["probability"]) <= 1
+
+
+def test_severity_and_stratify(study):
+    run("model", "severity", "--cv-repeats", "2", "--permutations", "20", "--out",
+        str(study / "pls"), db=study / "s.db")
+    m = json.loads((study / "pls" / "metrics.json").read_text())
+    assert {"r2y", "q2", "rmsee", "rmsecv", "r2_spearman", "n_components"} <= set(m)
+    run("model", "stratify", "--bootstraps", "10", "--out", str(study / "strata"), db=study / "s.db")
+    assert json.loads((study / "strata" / "metrics.json").read_text())["k"] >= 2
+
+
+def test_predict_missing_analyte_exit_2(study, tmp_path):
+    src = study / "files" / "measurements.csv"
+    lines = src.read_text().splitlines()
+    header = lines[0].split(",")
+    j = header.index("c16")
+    trimmed = [",".join(c for k, c in enumerate(line.split(",")) if k != j) for line in lines]
+    f = tmp_path / "m.csv"
+    f.write_text("\n".join(trimmed) + "\n")
+    run("model", "severity", "--cv-repeats", "1", "--permutations", "5", "--out",
+        str(tmp_path / "pls"), db=study / "s.db")
+    r = run("predict", "--model", str(tmp_path / "pls"), str(f), check=False)
+    assert r.returncode == 2 and "lacks 1 analyte" in r.stderr and "c16" in r.stderr

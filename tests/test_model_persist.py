@@ -1,0 +1,95 @@
+"""Model folders: skops round trip, model cards, trusted types, prediction and follow-up."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+from hikisig.errors import HikisigError
+from hikisig.models.persist import load_model, save_model
+from hikisig.models.predict import follow_up, predict
+from hikisig.models.result import ModelResult
+from hikisig.models.signature import consensus_signature
+from hikisig.prep import LogTransformer, Scaler
+
+
+@pytest.fixture
+def fitted(tmp_path):
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.lognormal(size=(40, 3)), columns=["ornithine", "arginine", "c16"],
+                     index=[f"S{i}" for i in range(40)])
+    y = np.arange(40) % 2 == 0
+    X.loc[y, "c16"] *= 2
+    pipe = make_pipeline(LogTransformer(), Scaler(), LogisticRegression()).fit(X, y)
+    sig = pd.DataFrame({"analyte": ["c16", "ornithine", "arginine"], "rank": [1, 2, 3],
+                        "direction": ["higher in cases"] * 3, "effect": [1.0, 0.1, 0.0],
+                        "importance": [0.3, 0.01, 0.0], "stability": [1.0, 0.2, 0.1]})
+    thr = pd.DataFrame({"rule": ["youden"], "threshold": [0.5]})
+    res = ModelResult("discriminate", pipe, list(X.columns), {"auc": 0.9, "cv_scheme": "test"},
+                      {"signature": sig, "thresholds": thr}, {"seed": 1})
+    folder = save_model(res, tmp_path / "m", X=X, y=y, units={"ornithine": "umol/L"},
+                        study="demo-synthetic", synthetic=True)
+    return folder, X, pipe
+
+
+def test_round_trip_and_card(fitted):
+    folder, X, pipe = fitted
+    m = load_model(folder)
+    np.testing.assert_array_equal(m.model.predict_proba(X), pipe.predict_proba(X))
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["kind"] == "discriminate" and card["training"]["n"] == 40
+    assert len(card["training"]["sha256"]) == 64 and card["versions"]["scikit-learn"]
+    assert "Research use only" in (folder / "model_card.md").read_text()
+    assert (folder / "signature.csv").exists() and (folder / "metrics.json").exists()
+
+
+def test_untrusted_types_refused(fitted, tmp_path, monkeypatch):
+    import skops.io as sio
+
+    folder, _, _ = fitted
+    monkeypatch.setattr(sio, "get_untrusted_types", lambda file: ["evil.module.Thing"])
+    with pytest.raises(HikisigError, match="does not trust"):
+        load_model(folder)
+
+
+def test_predict_missing_units_and_range(fitted):
+    folder, X, _ = fitted
+    m = load_model(folder)
+    out = predict(m, X)
+    assert out["probability"].between(0, 1).all() and out["predicted_case"].dtype == bool
+    with pytest.raises(HikisigError, match="lacks 1 analyte"):
+        predict(m, X.drop(columns=["c16"]))
+    with pytest.raises(HikisigError, match="units differ"):
+        predict(m, X, units={"ornithine": "mg/dL"})
+    far = X.copy()
+    far.iloc[0, 0] = far.iloc[:, 0].max() * 1000
+    flagged = predict(m, far)
+    assert flagged.loc[0, "out_of_range"] == "ornithine" and flagged.loc[0, "warning"]
+    assert (flagged.loc[1:, "warning"] == "").all()
+
+
+def test_follow_up_reliable_change():
+    p = pd.DataFrame({"participant": ["A", "A", "A", "B", "B"], "visit": [1, 2, 3, 1, 2],
+                      "s": [60.0, 58.0, 40.0, 30.0, 31.0]})
+    f = follow_up(p, "s", sem=5.0)
+    assert f["change_from_baseline"].tolist() == [0.0, -2.0, -20.0, 0.0, 1.0]
+    assert f["reliable_change"].tolist() == [False, False, True, False, False]
+    assert f["reliable_change_threshold"].iloc[0] == pytest.approx(1.959964 * np.sqrt(2) * 5, rel=1e-5)
+
+
+def test_consensus_signature():
+    def res(kind, order):
+        sig = pd.DataFrame({"analyte": order, "rank": range(1, len(order) + 1),
+                            "direction": "up", "effect": 0.0, "importance": 0.0, "stability": 0.0})
+        return ModelResult(kind, None, order, {}, {"signature": sig})
+
+    c = consensus_signature([res("discriminate", ["a", "b", "c"]), res("severity", ["b", "a", "c"])],
+                            top=1)
+    assert c["analyte"].tolist()[:2] in (["a", "b"], ["b", "a"]) and c["analyte"].iloc[-1] == "c"
+    assert c.set_index("analyte").loc["c", "consensus_score"] == 0
+    assert c.set_index("analyte").loc["a", "n_models_top"] == 1
