@@ -24,7 +24,10 @@ demo: install  ## run the demo end to end and print where the results are
 	$(HS) assess score --instrument hq25 $(DEMO)/synthetic-study/responses_hq25.csv --out $(DEMO)/hq25_scores.csv
 	$(HS) assess criteria $(DEMO)/synthetic-study/criteria.csv --out $(DEMO)/criteria_status.csv
 	$(HS) export anndata $(DEMO)/synthetic-study.h5ad
-	@echo "Demo results in $(DEMO)/: store demo.db, synthetic-study/ (with truth.json), hq25_scores.csv, criteria_status.csv, synthetic-study.h5ad"
+	$(HS) stats --severity hq25 --out $(DEMO)/stats.csv
+	$(HS) model discriminate --out $(DEMO)/model-discriminate
+	$(HS) model severity --out $(DEMO)/model-severity
+	@echo "Demo results in $(DEMO)/: store demo.db, synthetic-study/ (with truth.json), hq25_scores.csv, criteria_status.csv, synthetic-study.h5ad, stats.csv, model-discriminate/, model-severity/ (see model_card.md)"
 
 test: install lint  ## run the whole test suite (PostgreSQL tests against a throwaway server)
 	scripts/with-postgres.sh $(BIN)/python -m pytest -q

@@ -70,3 +70,16 @@ def test_predict_missing_analyte_exit_2(study, tmp_path):
         str(tmp_path / "pls"), db=study / "s.db")
     r = run("predict", "--model", str(tmp_path / "pls"), str(f), check=False)
     assert r.returncode == 2 and "lacks 1 analyte" in r.stderr and "c16" in r.stderr
+
+
+def test_consensus_signature_command(study):
+    for kind, extra in (("discriminate", ["--cv-repeats", "1", "--permutations", "20"]),
+                        ("severity", ["--cv-repeats", "1", "--permutations", "5"])):
+        if not (study / kind).exists():
+            run("model", kind, *extra, "--out", str(study / kind), db=study / "s.db")
+    out = run("model", "signature", str(study / "discriminate"), str(study / "severity")).stdout
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert {"analyte", "consensus_score", "n_models_top", "rank_discriminate",
+            "rank_severity"} <= set(rows[0])
+    scores = [float(r["consensus_score"]) for r in rows]
+    assert scores == sorted(scores, reverse=True)

@@ -15,7 +15,7 @@ from hikisig.errors import HikisigError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["discriminate_cmd", "predict_cmd", "severity_cmd", "stratify_cmd"]
+__all__ = ["discriminate_cmd", "predict_cmd", "severity_cmd", "signature_cmd", "stratify_cmd"]
 
 model_app = typer.Typer(help="Build and validate models; each writes a model folder with "
                         "metrics, tables, the skops model and its model card.\n\n"
@@ -87,6 +87,13 @@ def discriminate_cmd(
     cv_repeats: Annotated[int, typer.Option(help="Repeats of 5-fold CV.")] = 5,
     permutations: Annotated[int, typer.Option(help="Label permutations for the AUC p-value.")] = 1000,
     prevalence: Annotated[float, typer.Option(help="Population prevalence for PPV/NPV.")] = 0.0157,
+    permutation_scheme: Annotated[str, typer.Option(
+        help="oof (labels permuted against out-of-fold probabilities) or refit (slow).")] = "oof",
+    test_size: Annotated[float | None, typer.Option(
+        help="Also hold out this share as a test set (e.g. 0.25).")] = None,
+    inner_cv: Annotated[bool, typer.Option(help="Tune hyper-parameters by nested CV.")] = False,
+    recalibrate: Annotated[bool, typer.Option(
+        help="Recalibrate probabilities (sigmoid) inside each training fold.")] = False,
     engine: EngineOpt = "serial",
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random step.")] = 0,
@@ -110,7 +117,9 @@ def discriminate_cmd(
     X, obs, y = X[keep], obs[keep], y[keep].astype(bool)
     res = discriminate(X, y.to_numpy(), groups=_groups(obs, participant_column), ids=X.index,
                        model=model, cv_repeats=cv_repeats, permutations=permutations,
-                       prevalence=prevalence, seed=seed, engine=_engine(engine, scheduler))
+                       permutation_scheme=permutation_scheme, test_size=test_size,
+                       inner_cv=inner_cv, recalibrate=recalibrate, prevalence=prevalence,
+                       seed=seed, engine=_engine(engine, scheduler))
     m = res.metrics
     err.print(f"AUC {m['auc']:.3f} (95% CI {m['auc_ci_low']:.3f}-{m['auc_ci_high']:.3f}, "
               f"{m['auc_ci_method']}); permutation p {m['permutation_p']:.4f}; "
@@ -197,6 +206,35 @@ def stratify_cmd(
     err.print(f"{m['method']}: k = {m['k']}, sizes {m['cluster_sizes']}, stability ARI "
               f"{m['stability_ari_mean']:.2f}", markup=False)
     _save(res, out_dir, X, None)
+
+
+@model_app.command("signature")
+def signature_cmd(
+    models: Annotated[list[Path], typer.Argument(help="Model folders.")],
+    top: Annotated[int, typer.Option(help="Top-k used to count agreeing models.")] = 20,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Output CSV (default: stdout).")] = None,
+) -> None:
+    """Consensus signature across models: each model's ranks scored 1 (first) to 0 (last),
+    averaged; with the number of models in whose top-k each analyte is.
+
+    Example: hikisig model signature rf-model pls-model strata --out consensus.csv
+    """
+    import json
+
+    import pandas as pd
+
+    from hikisig.models.result import ModelResult
+    from hikisig.models.signature import consensus_signature
+
+    results = []
+    for folder in models:
+        card_path, sig_path = folder / "model_card.json", folder / "signature.csv"
+        if not card_path.exists() or not sig_path.exists():
+            raise HikisigError(f"{folder}: not a hikisig model folder (no model_card.json or "
+                               "signature.csv)")
+        kind = json.loads(card_path.read_text())["kind"]
+        results.append(ModelResult(kind, None, [], {}, {"signature": pd.read_csv(sig_path)}))
+    write_table(consensus_signature(results, top=top), out_path)
 
 
 @app.command("predict")
