@@ -83,3 +83,29 @@ def test_consensus_signature_command(study):
             "rank_severity"} <= set(rows[0])
     scores = [float(r["consensus_score"]) for r in rows]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_follow_up_visits_reliable_change(tmp_path):
+    d = tmp_path
+    run("synth", "--seed", "4", "--visits", "3", "--n-cases", "30", "--n-controls", "30",
+        "--out", str(d / "f"), "--db", str(d / "s.db"))
+    run("model", "discriminate", "--cv-repeats", "3", "--permutations", "20", "--out",
+        str(d / "rf"), db=d / "s.db")
+    m = json.loads((d / "rf" / "metrics.json").read_text())
+    assert m["prediction_sem_logit"] > 0
+    out = run("predict", "--model", str(d / "rf"), str(d / "f" / "measurements.csv"),
+              "--id-column", "id", "--participant-column", "id", "--visit-column", "visit",
+              check=False)
+    assert out.returncode == 2 and "duplicate id" in out.stderr  # id repeats across visits
+    import pandas as pd
+
+    meas = pd.read_csv(d / "f" / "measurements.csv", dtype=str)
+    meas.insert(0, "sample", meas["id"] + "_v" + meas["visit"])
+    meas.to_csv(d / "visits.csv", index=False)
+    rows = list(csv.DictReader(io.StringIO(run(
+        "predict", "--model", str(d / "rf"), str(d / "visits.csv"), "--id-column", "sample",
+        "--participant-column", "id", "--visit-column", "visit").stdout)))
+    assert len(rows) == 180
+    assert {"change_from_baseline", "reliable_change", "reliable_change_threshold"} <= set(rows[0])
+    first = [r for r in rows if r["visit"] in ("1", "1.0")]
+    assert all(float(r["change_from_baseline"]) == 0 for r in first)

@@ -266,10 +266,10 @@ def predict_cmd(
 
         pred["participant"] = obs[participant_column].to_numpy()
         pred["visit"] = pd.to_numeric(obs[visit_column], errors="coerce").to_numpy()
-        score = {"discriminate": "probability", "severity": "predicted_severity"}.get(loaded.kind)
+        score = {"discriminate": "logit", "severity": "predicted_severity"}.get(loaded.kind)
         if score is None:
             raise HikisigError("follow-up needs a discrimination or severity model")
-        sem = loaded.metrics.get("rmsecv") if loaded.kind == "severity" else None
+        sem = loaded.metrics.get("rmsecv" if loaded.kind == "severity" else "prediction_sem_logit")
         pred = follow_up(pred, score, sem=sem)
     n_warn = int((pred["warning"] != "").sum())
     if n_warn:

@@ -653,6 +653,11 @@ def discriminate(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None
         raise RuntimeError("some samples got no out-of-fold prediction")
     oof = prob_rep.mean(axis=0)
     per_repeat = np.array([roc_auc_score(yd, prob_rep[r]) for r in range(cv_repeats)])
+    # the model's own error of measurement on the logit scale: spread of a sample's
+    # out-of-fold logit across CV repeats (used for reliable change at follow-up)
+    logit_rep = np.log(np.clip(prob_rep, 1e-3, 1 - 1e-3) / (1 - np.clip(prob_rep, 1e-3, 1 - 1e-3)))
+    logit_sem = (float(np.sqrt(np.mean(logit_rep.var(axis=0, ddof=1)))) if cv_repeats > 1
+                 else None)
 
     # AUC: DeLong CI and stratified (participant-level) bootstrap
     dl = auc_delong(yd, oof)
@@ -730,6 +735,7 @@ def discriminate(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None
         "auc_boot_resamples": len(boot),
         "auc_per_repeat_mean": float(per_repeat.mean()),
         "auc_per_repeat_sd": float(per_repeat.std(ddof=1)) if cv_repeats > 1 else 0.0,
+        "prediction_sem_logit": logit_sem,
         "brier": brier_score(yd, oof),
         "calibration_slope": cal["slope"], "calibration_intercept": cal["intercept"],
         "permutation_p": p_value, "permutations": int(permutations),

@@ -19,7 +19,7 @@ def predict(model: LoadedModel, X: pd.DataFrame, *, units: dict[str, str | None]
     Returns
     -------
     DataFrame
-        ``id`` and, by model kind: ``probability`` and ``predicted_case`` (at the
+        ``id`` and, by model kind: ``probability``, ``logit`` and ``predicted_case`` (at the
         Youden threshold of the cross-validated predictions) for discrimination;
         ``predicted_severity`` for severity; ``stratum`` for stratification; then
         ``out_of_range`` (features outside the training range widened by
@@ -47,6 +47,8 @@ def predict(model: LoadedModel, X: pd.DataFrame, *, units: dict[str, str | None]
     if kind == "discriminate":
         prob = model.model.predict_proba(x)[:, 1]
         out["probability"] = prob
+        clipped = np.clip(prob, 1e-3, 1 - 1e-3)
+        out["logit"] = np.log(clipped / (1 - clipped))
         thr = _youden_threshold(model)
         out["predicted_case"] = prob >= thr if thr is not None else pd.NA
     elif kind == "severity":
@@ -87,7 +89,9 @@ def follow_up(pred: pd.DataFrame, score: str, *, participant: str = "participant
 
     The reliable-change threshold is z * sqrt(2) * SEM (Jacobson & Truax), where
     SEM is the model's error of measurement: the cross-validated RMSE for a
-    severity model (``rmsecv``). Without an SEM, ``reliable_change`` is missing.
+    severity model (``rmsecv``); for a discrimination model, the spread of a
+    sample's out-of-fold logit across CV repeats (``prediction_sem_logit``, applied
+    to the ``logit`` column). Without an SEM, ``reliable_change`` is missing.
 
     Examples
     --------
