@@ -136,8 +136,7 @@ def test_lsns6_isolation_cutoff() -> None:
 
 def test_lsns6_subscales_partition_items() -> None:
     inst = load_instrument("lsns6")
-    if not inst.subscales:
-        pytest.skip("LSNS-6 subscales not shipped")
+    assert [s.id for s in inst.subscales] == ["family", "friends"]
     items = sorted(i for s in inst.subscales for i in s.items)
     assert items == list(range(1, inst.n_items + 1)), "each item in exactly one subscale"
     for s in inst.subscales:
