@@ -13,23 +13,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install hikisig with its dev tools
 
-DEMO   := demo-output
-DEMODB := $(DEMO)/demo.db
-HS     := $(BIN)/hikisig --db $(DEMODB)
+DEMO := demo-output
 
-demo: install  ## run the demo end to end and print where the results are
-	rm -rf $(DEMO) && mkdir -p $(DEMO)
-	$(HS) synth --out $(DEMO)/synthetic-study --db $(DEMODB)
-	$(HS) info
-	$(HS) assess score --instrument hq25 $(DEMO)/synthetic-study/responses_hq25.csv --out $(DEMO)/hq25_scores.csv
-	$(HS) assess criteria $(DEMO)/synthetic-study/criteria.csv --out $(DEMO)/criteria_status.csv
-	$(HS) export anndata $(DEMO)/synthetic-study.h5ad
-	$(HS) stats --severity hq25 --out $(DEMO)/stats.csv
-	$(HS) model discriminate --out $(DEMO)/model-discriminate
-	$(HS) model severity --out $(DEMO)/model-severity
-	@echo "Demo results in $(DEMO)/: store demo.db, synthetic-study/ (with truth.json), hq25_scores.csv, criteria_status.csv, synthetic-study.h5ad, stats.csv, model-discriminate/, model-severity/ (see model_card.md)"
+demo: install  ## synthesise the default study, run the main job, print where the report is
+	$(BIN)/hikisig demo --out $(DEMO)
 
 test: install lint  ## run the whole test suite (PostgreSQL tests against a throwaway server)
+	scripts/ensure-chromium.sh
 	scripts/with-postgres.sh $(BIN)/python -m pytest -q
 
 lint: install  ## ruff and mypy

@@ -1,0 +1,476 @@
+"""Assemble the self-contained HTML report of a run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from scipy import stats as sps
+
+from hikisig.pipeline.results import RunResults
+from hikisig.report import figures as F  # noqa: N812
+from hikisig.report.methods import methods_paragraphs
+
+__all__ = ["render_report"]
+
+TEMPLATES = Path(__file__).parent / "templates"
+SEX_LABEL = {"M": "men", "F": "women"}
+
+
+@dataclass
+class Table:
+    columns: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+
+
+@dataclass
+class Figure:
+    id: str
+    png: str
+    alt: str
+    caption: str
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    ran: bool = True
+    note: str = ""
+    paragraphs: list[str] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+
+
+# -- formatting -----------------------------------------------------------------
+def _num(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return "–"
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if not np.isfinite(f):
+        return "–"
+    if f != 0 and (abs(f) < 10 ** -digits or abs(f) >= 1e5):
+        return f"{f:.{max(digits - 1, 1)}e}"
+    return f"{f:.{digits}f}"
+
+
+def _p(v: Any) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "–"
+    if not np.isfinite(f):
+        return "–"
+    if f < 0.001:
+        return f"{f:.1e}"
+    return f"{f:.3f}"
+
+
+def _pct(v: Any) -> str:
+    return "–" if v is None or not np.isfinite(float(v)) else f"{100 * float(v):.1f}%"
+
+
+def _ci(v: Any, lo: Any, hi: Any, fmt: Any = _num) -> str:
+    return f"{fmt(v)} ({fmt(lo)}–{fmt(hi)})"
+
+
+def _names(results: RunResults) -> dict[str, str]:
+    names: dict[str, str] = {}
+    if "display_name" in results.var:
+        names.update({str(k): str(v) for k, v in results.var["display_name"].dropna().items()})
+    if "display_name" in results.marker_formulas:
+        names.update({str(k): str(v) for k, v in results.marker_formulas["display_name"].dropna().items()})
+    return names
+
+
+def _units(results: RunResults) -> dict[str, str]:
+    if "unit" not in results.var:
+        return {}
+    return {str(k): str(v) for k, v in results.var["unit"].dropna().items() if str(v) not in ("", "nan")}
+
+
+def _is_empty(frame: pd.DataFrame | None) -> bool:
+    return frame is None or len(frame) == 0
+
+
+# -- sections -------------------------------------------------------------------
+def _cohort(r: RunResults) -> Section:
+    sec = Section("cohort", "1 Cohort")
+    obs = r.obs
+    rows = []
+    groups = [r.control_label, r.case_label]
+    age = pd.to_numeric(obs["age"], errors="coerce") if "age" in obs else pd.Series(np.nan, index=obs.index)
+    sex = obs["sex"] if "sex" in obs else pd.Series(pd.NA, index=obs.index)
+    for g in groups:
+        for s, label in [("M", "men"), ("F", "women"), (None, "all")]:
+            m = obs["group"] == g
+            if s is not None:
+                m = m & (sex == s)
+            a = age[m].dropna()
+            rows.append([str(g), label, str(int(m.sum())),
+                         f"{a.mean():.1f} ± {a.std(ddof=1):.1f}" if len(a) > 1 else "–"])
+    sec.tables.append(Table(["group", "sex", "n", "age, mean ± SD"], rows))
+    keep = obs["group"].isin(groups) & sex.isin(["M", "F"])
+    ct = pd.crosstab(obs.loc[keep, "group"], sex[keep])
+    if ct.shape == (2, 2):
+        chi2, p, _, _ = sps.chi2_contingency(ct.to_numpy())
+        sec.paragraphs.append(f"Sex by group: chi-square test (Yates-corrected) χ² = {chi2:.2f}, "
+                              f"p = {_p(p)}.")
+    a_case = age[obs["group"] == r.case_label].dropna()
+    a_ctrl = age[obs["group"] == r.control_label].dropna()
+    if len(a_case) > 1 and len(a_ctrl) > 1:
+        t, p = sps.ttest_ind(a_case, a_ctrl, equal_var=False)
+        sec.paragraphs.append(f"Age, cases vs controls: Welch t test t = {t:.2f}, p = {_p(p)}.")
+    return sec
+
+
+def _questionnaires(r: RunResults) -> Section:
+    sec = Section("questionnaires", "2 Questionnaires and criteria")
+    q, c = r.questionnaires, r.criteria
+    if _is_empty(q) and _is_empty(c):
+        sec.ran = False
+        sec.note = "Questionnaires and criteria were not run (no questionnaire or criteria data)."
+        return sec
+    groups = [r.control_label, r.case_label]
+    if q is not None and not _is_empty(q):
+        rows = []
+        for inst, sub in q.groupby("instrument", sort=True):
+            row = [str(inst)]
+            for g in groups:
+                t = pd.to_numeric(sub.loc[sub["group"] == g, "total"], errors="coerce").dropna()
+                row.append(f"{t.median():.1f} [{t.quantile(.25):.1f}–{t.quantile(.75):.1f}] (n={len(t)})"
+                           if len(t) else "–")
+            rows.append(row)
+        sec.tables.append(Table(["instrument"] + [f"{g}: median [IQR]" for g in groups], rows,
+                                "Questionnaire totals by group."))
+    else:
+        sec.paragraphs.append("Questionnaires were not run.")
+    if c is not None and not _is_empty(c):
+        for col, title in [("status", "Criteria status"), ("severity", "Criteria severity")]:
+            if col not in c:
+                continue
+            vals = c[col].fillna("").astype(str).replace("", "(none)")
+            ct = pd.crosstab(vals, c["group"])
+            cols = [g for g in groups if g in ct.columns] + [g for g in ct.columns if g not in groups]
+            sec.tables.append(Table([col] + [str(g) for g in cols],
+                                    [[str(i)] + [str(int(ct.loc[i, g])) for g in cols] for i in ct.index],
+                                    f"{title} by group (counts)."))
+    else:
+        sec.paragraphs.append("Criteria were not run.")
+    return sec
+
+
+def _quality(r: RunResults) -> Section:
+    sec = Section("quality", "3 Data quality")
+    miss = r.X.isna().to_numpy()
+    sec.paragraphs.append(
+        f"{r.X.shape[0]} samples x {r.X.shape[1]} analytes; {100 * miss.mean():.1f}% of values missing; "
+        f"{int((r.X.isna().mean() > 0.2).sum())} analytes with more than 20% missing.")
+    sec.figures.append(Figure(
+        "fig-missingness", F.missingness(r.X, r.obs, r.case_label, r.control_label),
+        "Bar chart of the fraction of missing values per analyte and box plots of missingness per sample "
+        "by group",
+        "Missingness. Left: fraction of samples missing per analyte, sorted. Right: fraction of analytes "
+        "missing per sample, by group."))
+    return sec
+
+
+def _pca(r: RunResults) -> Section:
+    sec = Section("pca", "4 PCA scores")
+    if r.X.shape[0] < 3 or r.X.shape[1] < 2:
+        sec.ran, sec.note = False, "PCA was not run (too few samples or analytes)."
+        return sec
+    sec.figures.append(Figure(
+        "fig-pca", F.pca(r.X, r.obs, r.case_label, r.control_label),
+        "Scatter plot of principal component 1 against component 2, coloured by group, shaped by sex",
+        "PCA scores (log2, half-minimum imputed, autoscaled). Colour: group; marker: sex (circles men, "
+        "triangles women). Axis labels give the explained variance."))
+    return sec
+
+
+def _welch(r: RunResults) -> pd.DataFrame | None:
+    if _is_empty(r.stats):
+        return None
+    assert r.stats is not None
+    return r.stats[r.stats["test"] == "welch"]
+
+
+def _volcano(r: RunResults, names: dict[str, str]) -> Section:
+    sec = Section("volcano", "5 Volcano plots")
+    w = _welch(r)
+    if w is None or w.empty:
+        sec.ran, sec.note = False, "Case-control statistics were not run."
+        return sec
+    for stratum, title in [("all", "all participants"), ("M", "men"), ("F", "women")]:
+        t = w[w["stratum"] == stratum]
+        if t.empty:
+            sec.paragraphs.append(f"No Welch tests for {title}.")
+            continue
+        nsig = int((t["q"] < 0.05).sum())
+        sec.figures.append(Figure(
+            f"fig-volcano-{stratum}", F.volcano(t, names, f"Cases vs controls: {title}"),
+            f"Volcano plot of log2 fold change against minus log10 p for {title}",
+            f"Volcano plot, {title}: log2 fold change (cases/controls, geometric means) vs −log10 p of the "
+            f"Welch t test; {nsig} of {len(t)} features with q < 0.05 (coloured); the 8 smallest p "
+            "labelled."))
+    return sec
+
+
+def _top_table(w: pd.DataFrame, names: dict[str, str], n: int) -> Table:
+    rows = [[names.get(str(a.analyte), str(a.analyte)), _num(a.fold_change),
+             _ci(a.effect, a.effect_ci_low, a.effect_ci_high), _p(a.p), _p(a.q)]
+            for a in w.head(n).itertuples()]
+    return Table(["analyte", "fold change", "effect (95% CI)", "p", "q"], rows)
+
+
+def _boxplots(r: RunResults, names: dict[str, str]) -> Section:
+    sec = Section("boxplots", "6 Top analytes")
+    w = _welch(r)
+    if w is None or w.empty:
+        sec.ran, sec.note = False, "Case-control statistics were not run."
+        return sec
+    top = w[(w["stratum"] == "all") & w["analyte"].isin(r.X.columns)].sort_values(["q", "p"], kind="stable")
+    cols = top["analyte"].head(6).astype(str).tolist()
+    if not cols:
+        sec.ran, sec.note = False, "No overall Welch tests for analytes."
+        return sec
+    sec.figures.append(Figure(
+        "fig-boxplots", F.boxplots(r.X, r.obs, cols, names, r.case_label, r.control_label, _units(r)),
+        "Box plots of the six analytes with the smallest q values by group and sex",
+        "The 6 analytes with the smallest overall q (Welch), by group x sex (log2 scale; points are "
+        "samples)."))
+    tab = _top_table(top, names, 6)
+    tab.caption = "Overall Welch test of the analytes shown (effect as reported by the test)."
+    sec.tables.append(tab)
+    return sec
+
+
+def _markers(r: RunResults, names: dict[str, str]) -> Section:
+    sec = Section("markers", "7 Derived markers")
+    mk = r.markers
+    if _is_empty(mk) or mk.shape[1] == 0:
+        sec.ran, sec.note = False, "Derived markers were not run."
+        return sec
+    cols = [str(c) for c in mk.columns]
+    fm = r.marker_formulas
+    obs = r.obs.reindex(mk.index)
+    sec.figures.append(Figure(
+        "fig-markers", F.boxplots(mk, obs, cols, names, r.case_label, r.control_label, log=True),
+        "Box plots of the derived markers by group and sex",
+        "Derived markers by group x sex (log2 scale). Formulas in the table below."))
+    w = _welch(r)
+    rows = []
+    for c in cols:
+        formula = str(fm.loc[c, "formula"]) if c in fm.index and "formula" in fm else ""
+        row = [c, names.get(c, c), formula]
+        if w is not None:
+            hit = w[(w["stratum"] == "all") & (w["analyte"] == c)]
+            row += [_num(hit["fold_change"].iloc[0]), _p(hit["q"].iloc[0])] if len(hit) else ["–", "–"]
+        rows.append(row)
+    extra = ["fold change", "q (Welch)"] if w is not None else []
+    sec.tables.append(Table(["marker", "name", "formula", *extra], rows,
+                            "Derived markers and their formulas."))
+    return sec
+
+
+def _discrimination(r: RunResults, names: dict[str, str]) -> Section:
+    sec = Section("discrimination", "8 Discrimination")
+    m = r.models.get("discriminate")
+    if m is None:
+        sec.ran, sec.note = False, "The discrimination model was not run."
+        return sec
+    mt, tb = m.metrics, m.tables
+    auc_txt = (f"AUC {_num(mt.get('auc'))}, 95% CI {_num(mt.get('auc_ci_low'))}–"
+               f"{_num(mt.get('auc_ci_high'))} (DeLong) and {_num(mt.get('auc_boot_ci_low'))}–"
+               f"{_num(mt.get('auc_boot_ci_high'))} (bootstrap)")
+    sec.paragraphs.append(
+        f"Model {mt.get('model', '?')}, {mt.get('cv_scheme', 'CV scheme not recorded')}; "
+        f"n = {mt.get('n', '?')} "
+        f"({mt.get('n_case', '?')} cases, {mt.get('n_control', '?')} controls). {auc_txt}; permutation p = "
+        f"{_p(mt.get('permutation_p'))} ({mt.get('permutations', '?')} permutations).")
+    if "roc" in tb and "oof_predictions" in tb:
+        sec.figures.append(Figure(
+            "fig-roc", F.roc(tb["roc"], tb["oof_predictions"], float(mt.get("auc", np.nan))),
+            "ROC curve of the out-of-fold predictions with a shaded bootstrap confidence band",
+            f"ROC curve of the out-of-fold predictions. {auc_txt}. Band: pointwise 95% stratified bootstrap "
+            "(200 resamples, seed 0, vertical averaging)."))
+    if "calibration" in tb:
+        sec.figures.append(Figure(
+            "fig-calibration", F.calibration(tb["calibration"], mt.get("brier"), mt.get("calibration_slope"),
+                                             mt.get("calibration_intercept")),
+            "Calibration plot of observed fraction of cases against mean predicted probability",
+            f"Calibration (reliability) of the out-of-fold probabilities: Brier {_num(mt.get('brier'), 3)}, "
+            f"slope {_num(mt.get('calibration_slope'))}, intercept {_num(mt.get('calibration_intercept'))}."))
+    th = tb.get("thresholds")
+    if th is not None and len(th):
+        rows = [[str(t.rule), _num(t.threshold),
+                 _ci(t.sensitivity, t.sensitivity_ci_low, t.sensitivity_ci_high),
+                 _ci(t.specificity, t.specificity_ci_low, t.specificity_ci_high),
+                 _num(t.ppv), _num(t.npv), _num(t.ppv_at_prevalence, 3), _num(t.npv_at_prevalence, 3),
+                 _pct(t.prevalence)] for t in th.itertuples()]
+        sec.tables.append(Table(["rule", "threshold", "sensitivity (95% CI)", "specificity (95% CI)", "PPV",
+                                 "NPV", "PPV at prevalence", "NPV at prevalence", "prevalence"], rows,
+                                "Decision thresholds (Wilson 95% CIs); PPV/NPV also at the configured "
+                                "prevalence."))
+    imp = tb.get("importance")
+    if imp is not None and len(imp):
+        key = "permutation_importance" if "permutation_importance" in imp else imp.columns[1]
+        top = imp.sort_values(key, ascending=False, kind="stable").head(15)
+        cols = [c for c in ["permutation_importance", "permutation_importance_sd", "impurity_importance",
+                            "stability"] if c in top]
+        rows = [[names.get(str(a), str(a))] + [_num(top.loc[i, c], 3) for c in cols]
+                for i, a in zip(top.index, top["analyte"], strict=True)]
+        sec.tables.append(Table(["analyte"] + [c.replace("_", " ") for c in cols], rows,
+                                "Top 15 features by importance."))
+    return sec
+
+
+def _severity(r: RunResults, names: dict[str, str]) -> Section:
+    sec = Section("severity", "9 Severity")
+    m = r.models.get("severity")
+    if m is None:
+        sec.ran, sec.note = False, "The severity model was not run."
+        return sec
+    mt, tb = m.metrics, m.tables
+    sec.paragraphs.append(
+        f"PLS regression with {mt.get('n_components', '?')} component(s), {mt.get('cv_scheme', '')}; n = "
+        f"{mt.get('n', '?')}. R²Y {_num(mt.get('r2y'))}, Q² {_num(mt.get('q2'))} (permutation p "
+        f"{_p(mt.get('permutation_p_q2'))}), RMSEE {_num(mt.get('rmsee'))}, RMSECV {_num(mt.get('rmsecv'))}, "
+        f"R² = Spearman² {_num(mt.get('r2_spearman'))}.")
+    if "observed_predicted" in tb:
+        sec.figures.append(Figure(
+            "fig-pls", F.pls_observed_predicted(tb["observed_predicted"], mt),
+            "Scatter plot of observed against cross-validated predicted severity with the identity line",
+            f"Observed vs cross-validated predicted severity (dashed: identity). R²Y {_num(mt.get('r2y'))}, "
+            f"Q² {_num(mt.get('q2'))}, RMSECV {_num(mt.get('rmsecv'))}, R² (Spearman²) "
+            f"{_num(mt.get('r2_spearman'))}."))
+    if "vip" in tb:
+        sec.figures.append(Figure(
+            "fig-vip", F.vip(tb["vip"], names),
+            "Bar chart of the 20 largest VIP scores",
+            "Variable importance in projection (top 20); VIP > 1 highlighted in red."))
+    return sec
+
+
+def _stratification(r: RunResults, names: dict[str, str]) -> Section:
+    sec = Section("stratification", "10 Stratification")
+    m = r.models.get("stratify")
+    if m is None:
+        sec.ran, sec.note = False, "The stratification model was not run."
+        return sec
+    mt, tb = m.metrics, m.tables
+    sizes = mt.get("cluster_sizes")
+    sec.paragraphs.append(
+        f"{mt.get('method', 'clustering')} with k = {mt.get('k', '?')} (cluster sizes "
+        f"{', '.join(str(s) for s in sizes) if isinstance(sizes, list | tuple) else sizes}); bootstrap "
+        f"stability: mean adjusted Rand index {_num(mt.get('stability_ari_mean'))}.")
+    sig = tb.get("signature")
+    asg = tb.get("assignments")
+    if sig is not None and asg is not None and len(sig) and len(asg):
+        top = sig.sort_values("rank", kind="stable")["analyte"].astype(str)
+        top = [a for a in top if a in r.X.columns][:20]
+        sec.figures.append(Figure(
+            "fig-clusters", F.cluster_heatmap(r.X, asg, top, names),
+            "Heat map of samples by the top 20 signature analytes ordered by cluster",
+            "Samples (columns, ordered by cluster and membership probability) x the top-20 stratification "
+            "signature analytes (log2, half-minimum imputed, autoscaled within the clustered samples)."))
+        sec.figures.append(Figure(
+            "fig-profiles", F.cluster_profiles(r.X, asg, top, names),
+            "Line plot of mean z-scores per cluster for the top analytes",
+            "Cluster profiles: mean z-score per cluster for the top-20 signature analytes."))
+    ks = tb.get("k_selection")
+    if ks is not None and len(ks):
+        sec.tables.append(Table([str(c) for c in ks.columns],
+                                [[_num(v, 3) if c != "k" else str(v) for c, v in row.items()]
+                                 for _, row in ks.iterrows()], "Choice of k."))
+    return sec
+
+
+def _sig_table(sig: pd.DataFrame, names: dict[str, str], n: int) -> Table:
+    sig = sig.sort_values("rank", kind="stable").head(n)
+    cols = [c for c in ["rank", "direction", "effect", "importance", "stability"] if c in sig]
+    rows = [[names.get(str(row["analyte"]), str(row["analyte"]))]
+            + [str(row[c]) if c in ("rank", "direction") else _num(row[c], 3) for c in cols]
+            for _, row in sig.iterrows()]
+    return Table(["analyte", *cols], rows)
+
+
+def _signatures(r: RunResults, names: dict[str, str]) -> Section:
+    sec = Section("signatures", "11 Signatures")
+    any_ = False
+    for kind in ["discriminate", "severity", "stratify"]:
+        m = r.models.get(kind)
+        if m is None or _is_empty(m.tables.get("signature")):
+            continue
+        t = _sig_table(m.tables["signature"], names, 15)
+        t.caption = f"{kind}: top 15."
+        sec.tables.append(t)
+        any_ = True
+    c = r.consensus
+    if c is not None and len(c):
+        c = c.head(20)
+        cols = [str(x) for x in c.columns]
+        rows = [[names.get(str(v), str(v)) if col == "analyte" else
+                 (_num(v, 3) if isinstance(v, float) else str(v)) for col, v in row.items()]
+                for _, row in c.iterrows()]
+        sec.tables.append(Table(cols, rows, "Consensus signature across models: top 20."))
+        any_ = True
+    if not any_:
+        sec.ran, sec.note = False, "No model signatures (models were not run)."
+    return sec
+
+
+def _methods(r: RunResults) -> Section:
+    return Section("methods", "12 Methods", paragraphs=methods_paragraphs(r))
+
+
+def _provenance(r: RunResults) -> Section:
+    sec = Section("provenance", "13 Provenance")
+    prov = dict(r.provenance or {})
+    versions = prov.pop("versions", None) or {}
+    order = ["config_sha256", "data_sha256", "seed", "engine", "start_time", "end_time"]
+    keys = [k for k in order if k in prov] + sorted(k for k in prov if k not in order)
+    rows = [[k.replace("_", " "), _as_text(prov[k])] for k in keys]
+    rows += [[f"version: {k}", str(v)] for k, v in versions.items()]
+    if not rows:
+        sec.ran, sec.note = False, "No provenance was recorded."
+    else:
+        sec.tables.append(Table(["item", "value"], rows))
+    return sec
+
+
+def _as_text(v: Any) -> str:
+    if hasattr(v, "isoformat"):
+        return str(v.isoformat())
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {x}" for k, x in v.items())
+    return str(v)
+
+
+def render_report(results: RunResults) -> str:
+    """Render the results of a run as one self-contained HTML document.
+
+    Figures are embedded as base64 PNG; the document references no external resource.
+    The only time shown is ``results.provenance["end_time"]``, so the same results give
+    the same HTML.
+    """
+    r = results
+    names = _names(r)
+    sections = [_cohort(r), _questionnaires(r), _quality(r), _pca(r), _volcano(r, names), _boxplots(r, names),
+                _markers(r, names), _discrimination(r, names), _severity(r, names), _stratification(r, names),
+                _signatures(r, names), _methods(r), _provenance(r)]
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
+                      keep_trailing_newline=True)
+    css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
+    end = (r.provenance or {}).get("end_time")
+    return env.get_template("report.html.j2").render(
+        study=r.study, synthetic=bool(r.synthetic),
+        date=_as_text(end) if end is not None else "date not recorded", sections=sections, css=css)

@@ -1,0 +1,50 @@
+"""The shipped examples run end to end (reduced resampling)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REDUCED = ["--set", "discriminate.cv_repeats=1", "--set", "discriminate.permutations=50",
+           "--set", "discriminate.n_estimators=50", "--set", "severity.cv_repeats=1",
+           "--set", "severity.permutations=10", "--set", "stratify.bootstraps=5"]
+
+
+def hs(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run([sys.executable, "-m", "hikisig", "-q", *args], capture_output=True,
+                       text=True, cwd=cwd, env={**os.environ})
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def test_demo(tmp_path):
+    r = hs("demo", "--out", str(tmp_path / "demo"), *REDUCED, cwd=tmp_path)
+    report = tmp_path / "demo" / "results" / "report.html"
+    assert str(report) in r.stdout and report.exists()
+    html = report.read_text()
+    assert "SYNTHETIC" in html and "http://" not in html and "https://" not in html
+    assert (tmp_path / "demo" / "synthetic-study" / "truth.json").exists()
+
+
+@pytest.mark.parametrize("name,data,study", [
+    ("sacurine", "tests/data/sacurine/sacurine_dataMatrix.tsv", "sacurine"),
+    ("gastric_cancer", "tests/data/gastric_cancer_nmr/GastricCancer_NMR.xlsx", "gastric"),
+])
+def test_public_examples(tmp_path, name, data, study):
+    folder = tmp_path / name
+    shutil.copytree(ROOT / "examples" / name, folder)
+    db = {"sacurine": "sacurine.db", "gastric_cancer": "gastric.db"}[name]
+    hs("--db", db, "--study", study, "init", cwd=folder)
+    hs("--db", db, "--study", study, "import", "measurements", str(ROOT / data), cwd=folder)
+    hs("run", "study.toml", *REDUCED, cwd=folder)
+    metrics = json.loads((folder / "results" / "models" / "discriminate" / "metrics.json").read_text())
+    assert metrics["auc"] > 0.85  # sex in sacurine, GC vs HE in the gastric data
+    assert (folder / "results" / "report.html").exists()
+    assert (folder / "results" / "tables" / "stats.csv").exists()
