@@ -20,7 +20,7 @@ demo: install  ## synthesise the default study, run the main job, print where th
 
 test: install lint  ## run the whole test suite (PostgreSQL tests against a throwaway server)
 	scripts/ensure-chromium.sh
-	scripts/with-postgres.sh $(BIN)/python -m pytest -q
+	scripts/with-postgres.sh $(BIN)/python -m pytest -q -n 2
 
 lint: install  ## ruff and mypy
 	$(BIN)/ruff check .

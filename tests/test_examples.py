@@ -24,13 +24,13 @@ def hs(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return r
 
 
-def test_demo(tmp_path):
-    r = hs("demo", "--out", str(tmp_path / "demo"), *REDUCED, cwd=tmp_path)
-    report = tmp_path / "demo" / "results" / "report.html"
-    assert str(report) in r.stdout and report.exists()
+def test_demo(demo_run):
+    report = demo_run / "results" / "report.html"
+    assert str(report) in (demo_run / "stdout.txt").read_text() and report.exists()
     html = report.read_text()
     assert "SYNTHETIC" in html and "http://" not in html and "https://" not in html
-    assert (tmp_path / "demo" / "synthetic-study" / "truth.json").exists()
+    assert (demo_run / "synthetic-study" / "truth.json").exists()
+    assert (demo_run / "results" / "models" / "discriminate" / "model_card.md").exists()
 
 
 @pytest.mark.parametrize("name,data,study", [

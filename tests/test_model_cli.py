@@ -32,7 +32,7 @@ def study(tmp_path_factory):
 
 
 def test_discriminate_writes_contract_files(study):
-    out = study / "rf"
+    out = study / "discriminate"
     run("model", "discriminate", "--cv-repeats", "2", "--permutations", "200", "--out", str(out),
         db=study / "s.db")
     metrics = json.loads((out / "metrics.json").read_text())
@@ -51,8 +51,8 @@ def test_discriminate_writes_contract_files(study):
 
 def test_severity_and_stratify(study):
     run("model", "severity", "--cv-repeats", "2", "--permutations", "20", "--out",
-        str(study / "pls"), db=study / "s.db")
-    m = json.loads((study / "pls" / "metrics.json").read_text())
+        str(study / "severity"), db=study / "s.db")
+    m = json.loads((study / "severity" / "metrics.json").read_text())
     assert {"r2y", "q2", "rmsee", "rmsecv", "r2_spearman", "n_components"} <= set(m)
     run("model", "stratify", "--bootstraps", "10", "--out", str(study / "strata"), db=study / "s.db")
     assert json.loads((study / "strata" / "metrics.json").read_text())["k"] >= 2
@@ -87,9 +87,9 @@ def test_consensus_signature_command(study):
 
 def test_follow_up_visits_reliable_change(tmp_path):
     d = tmp_path
-    run("synth", "--seed", "4", "--visits", "3", "--n-cases", "30", "--n-controls", "30",
+    run("synth", "--seed", "4", "--visits", "2", "--n-cases", "20", "--n-controls", "20",
         "--out", str(d / "f"), "--db", str(d / "s.db"))
-    run("model", "discriminate", "--cv-repeats", "3", "--permutations", "20", "--out",
+    run("model", "discriminate", "--cv-repeats", "2", "--permutations", "20", "--out",
         str(d / "rf"), db=d / "s.db")
     m = json.loads((d / "rf" / "metrics.json").read_text())
     assert m["prediction_sem_logit"] > 0
@@ -105,7 +105,7 @@ def test_follow_up_visits_reliable_change(tmp_path):
     rows = list(csv.DictReader(io.StringIO(run(
         "predict", "--model", str(d / "rf"), str(d / "visits.csv"), "--id-column", "sample",
         "--participant-column", "id", "--visit-column", "visit").stdout)))
-    assert len(rows) == 180
+    assert len(rows) == 80
     assert {"change_from_baseline", "reliable_change", "reliable_change_threshold"} <= set(rows[0])
     first = [r for r in rows if r["visit"] in ("1", "1.0")]
     assert all(float(r["change_from_baseline"]) == 0 for r in first)

@@ -16,11 +16,11 @@ from hikisig.pipeline.config import DEFAULT_CONFIG, load_config
 FAST = """
 [discriminate]
 cv_repeats = 1
-permutations = 50
-n_estimators = 50
+permutations = 20
+n_estimators = 30
 [severity]
 cv_repeats = 1
-permutations = 10
+permutations = 5
 [stratify]
 enabled = false
 """

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,16 +13,10 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="NOTICE: Chromium not i
                                 "(make test installs it under CI): browser test skipped")
 
 
-def test_report_in_headless_chromium(tmp_path):
+def test_report_in_headless_chromium(tmp_path, demo_run):
     from playwright.sync_api import sync_playwright
 
-    r = subprocess.run([sys.executable, "-m", "hikisig", "-q", "demo", "--out", str(tmp_path / "d"),
-                        "--set", "discriminate.cv_repeats=1", "--set", "discriminate.permutations=20",
-                        "--set", "discriminate.n_estimators=30", "--set", "severity.cv_repeats=1",
-                        "--set", "severity.permutations=5", "--set", "stratify.bootstraps=3"],
-                       capture_output=True, text=True, env={**os.environ})
-    assert r.returncode == 0, r.stderr
-    report = tmp_path / "d" / "results" / "report.html"
+    report = demo_run / "results" / "report.html"
     errors: list[str] = []
     requests: list[str] = []
     with sync_playwright() as p:
