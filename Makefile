@@ -30,6 +30,7 @@ bench: install  ## benchmarks (timings belong here, not in tests)
 	$(BIN)/python benchmarks/bench_import.py
 	$(BIN)/python benchmarks/bench_synth.py
 	$(BIN)/python benchmarks/bench_stats.py
+	$(BIN)/python benchmarks/bench_demo.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache demo-output
