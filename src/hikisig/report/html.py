@@ -197,9 +197,8 @@ def _pca(r: RunResults) -> Section:
 
 
 def _welch(r: RunResults) -> pd.DataFrame | None:
-    if _is_empty(r.stats):
+    if r.stats is None or _is_empty(r.stats):
         return None
-    assert r.stats is not None
     return r.stats[r.stats["test"] == "welch"]
 
 
