@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -140,7 +141,7 @@ def run_study(config: StudyConfig, *, config_sha256: str = "", base: Path | None
         obs["visit"] = 1
     scale = config.preprocessing.input_scale
     if scale != "linear":
-        base_of = {"log10": 10.0, "log2": 2.0, "ln": float(np.e)}[scale]
+        base_of = {"log10": 10.0, "log2": 2.0, "ln": math.e}[scale]
         X = np.power(base_of, X)
     missing_share = X.isna().mean()
     dropped = list(X.columns[missing_share > config.preprocessing.max_missing])
