@@ -31,6 +31,9 @@ def test_demo(demo_run):
     assert "SYNTHETIC" in html and "http://" not in html and "https://" not in html
     assert (demo_run / "synthetic-study" / "truth.json").exists()
     assert (demo_run / "results" / "models" / "discriminate" / "model_card.md").exists()
+    for fig in ("missingness", "pca", "volcano-all", "volcano-M", "volcano-F", "boxplots", "markers",
+                "roc", "calibration", "pls", "vip", "clusters", "profiles"):
+        assert f'id="fig-{fig}"' in html, fig
 
 
 @pytest.mark.parametrize("name,data,study", [
