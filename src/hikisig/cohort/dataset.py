@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from hikisig.catalog import load_catalog
 from hikisig.cohort import schema
-from hikisig.cohort.store import Store
+from hikisig.cohort.store import Store, query_frame
 
 __all__ = ["OBS_COLUMNS", "VAR_COLUMNS", "Dataset", "load_dataset"]
 
@@ -70,11 +70,6 @@ class Dataset:
                 f"{self.shape[1]} analytes)")
 
 
-def _frame(s: Session, stmt: Any) -> pd.DataFrame:
-    res = s.execute(stmt)
-    return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
-
-
 def load_dataset(store: Store, study: str) -> Dataset:
     """Load one study from the store.
 
@@ -99,7 +94,7 @@ def load_dataset(store: Store, study: str) -> Dataset:
     store.require_ready()
     with Session(store.engine) as s:
         st = store.study(s, study)
-        smp = _frame(s, select(
+        smp = query_frame(s, select(
             schema.Sample.id, schema.Sample.code.label("sample"), schema.Sample.sample_type,
             schema.Sample.matrix, schema.Sample.batch, schema.Sample.injection_order,
             schema.Sample.attributes.label("s_attr"), schema.Visit.visit_index.label("visit"),
@@ -112,11 +107,11 @@ def load_dataset(store: Store, study: str) -> Dataset:
             .outerjoin(schema.Participant, schema.Visit.participant_id == schema.Participant.id)
             .outerjoin(schema.Site, schema.Participant.site_id == schema.Site.id)
             .where(schema.Sample.study_id == st.id).order_by(schema.Sample.id))
-        an = _frame(s, select(schema.Analyte.id, schema.Analyte.key, schema.Analyte.catalog_id,
+        an = query_frame(s, select(schema.Analyte.id, schema.Analyte.key, schema.Analyte.catalog_id,
                               schema.Analyte.display_name, schema.Analyte.source_name,
                               schema.Analyte.unit, schema.Analyte.attributes)
                     .where(schema.Analyte.study_id == st.id).order_by(schema.Analyte.id))
-        meas = _frame(s, select(schema.Measurement.sample_id, schema.Measurement.analyte_id,
+        meas = query_frame(s, select(schema.Measurement.sample_id, schema.Measurement.analyte_id,
                                 schema.Measurement.value, schema.Measurement.flag,
                                 schema.Measurement.raw)
                       .join(schema.Sample).where(schema.Sample.study_id == st.id))

@@ -24,7 +24,7 @@ from hikisig.catalog import Catalog, UnknownUnitError, load_catalog, normalize_u
 from hikisig.cohort import schema
 from hikisig.cohort.metadata import PARTICIPANT_FIELDS, canonical_field, parse_metadata
 from hikisig.cohort.readers import ParsedTable, _read_text_table, file_sha256
-from hikisig.cohort.store import Store
+from hikisig.cohort.store import Store, query_frame
 from hikisig.errors import InputError, Problem, ProblemCollector
 
 __all__ = [
@@ -153,11 +153,6 @@ def _merge_columns(t: ParsedTable, variables: list[_Var], pc: ProblemCollector
             list(t.flags), list(t.raws))
 
 
-def _frame(session: Session, stmt: Any) -> pd.DataFrame:
-    res = session.execute(stmt)
-    return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
-
-
 def _none(v: Any) -> Any:
     if v is None:
         return None
@@ -169,7 +164,7 @@ def _none(v: Any) -> Any:
 def _upsert_participants(session: Session, study: schema.Study, people: pd.DataFrame,
                          rows: list[int], replace: bool, pc: ProblemCollector) -> tuple[dict[str, int], int]:
     """Create or check participants; returns code -> id and the number created."""
-    existing = _frame(session, select(
+    existing = query_frame(session, select(
         schema.Participant.id, schema.Participant.code, schema.Participant.sex,
         schema.Participant.age, schema.Participant.birth_year, schema.Participant.group_label,
         schema.Participant.medication_free, schema.Participant.site_id,
@@ -329,7 +324,7 @@ def import_measurements(
         part_ids, result.n_participants_new = _upsert_participants(s, st, samples, rows, replace, pc)
         # visits
         is_study = samples["sample_type"].eq("study").to_numpy()
-        visits = _frame(s, select(schema.Visit.id, schema.Visit.participant_id,
+        visits = query_frame(s, select(schema.Visit.id, schema.Visit.participant_id,
                                   schema.Visit.visit_index, schema.Visit.visit_date)
                         .join(schema.Participant).where(schema.Participant.study_id == st.id))
         visit_map = {(int(p), int(v)): int(i) for i, p, v in
@@ -349,7 +344,7 @@ def import_measurements(
                             .where(schema.Visit.participant_id.in_({k[0] for k in new_visits})))
             visit_map.update({(p, v): i for i, p, v in got.all()})
         # samples
-        existing = _frame(s, select(schema.Sample.id, schema.Sample.code, schema.Sample.visit_id,
+        existing = query_frame(s, select(schema.Sample.id, schema.Sample.code, schema.Sample.visit_id,
                                     schema.Sample.sample_type)
                           .where(schema.Sample.study_id == st.id))
         ex_by_code = {c: k for k, c in enumerate(existing["code"].tolist())} if len(existing) else {}
@@ -465,7 +460,7 @@ def _existing_measurements(s: Session, sample_ids: list[int], analyte_ids: list[
     frames = []
     for start in range(0, len(sample_ids), 5000):
         chunk = sample_ids[start:start + 5000]
-        frames.append(_frame(s, select(schema.Measurement.sample_id, schema.Measurement.analyte_id,
+        frames.append(query_frame(s, select(schema.Measurement.sample_id, schema.Measurement.analyte_id,
                                        schema.Measurement.value, schema.Measurement.flag)
                              .where(schema.Measurement.sample_id.in_(chunk))))
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Session
 from hikisig.cohort import schema
 from hikisig.errors import HikisigError
 
-__all__ = ["DEFAULT_DB", "Store", "StoreError", "db_url"]
+__all__ = ["DEFAULT_DB", "Store", "StoreError", "db_url", "query_frame"]
 
 #: Database used when neither ``--db`` nor ``HIKISIG_DB`` is given.
 DEFAULT_DB = "hikisig.db"
@@ -58,6 +59,12 @@ def db_url(db: str | os.PathLike[str] | None = None) -> str:
     if value.startswith("postgresql://") or value.startswith("postgres://"):
         return "postgresql+psycopg://" + value.split("://", 1)[1]
     return value
+
+
+def query_frame(session: Session, stmt: Any) -> pd.DataFrame:
+    """Run a select and return its rows as a DataFrame (columns named by the select)."""
+    res = session.execute(stmt)
+    return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

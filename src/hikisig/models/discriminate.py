@@ -56,6 +56,7 @@ from hikisig.models.result import SIGNATURE_COLUMNS, ModelResult
 from hikisig.prep import LogTransformer, MinFractionImputer, Scaler
 from hikisig.stats.roc import auc_delong
 from hikisig.stats.screening import DEFAULT_PREVALENCE, predictive_values
+from hikisig.stats.univariate import hedges_g
 
 __all__ = ["MODELS", "PERMUTATION_SCHEMES", "PLSDAClassifier", "cv_splits", "discriminate",
            "make_pipeline"]
@@ -486,17 +487,9 @@ def _hedges_g(X: pd.DataFrame, y: np.ndarray) -> np.ndarray:
     """Hedges' g (cases - controls) of log2 values per column; non-positive values ignored."""
     V = X.to_numpy(dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        L = np.where(V > 0, np.log2(np.where(V > 0, V, 1.0)), np.nan)
-    a, b = L[y == 1], L[y == 0]
-    n1, n2 = (~np.isnan(a)).sum(axis=0), (~np.isnan(b)).sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        m1, m2 = np.nansum(a, axis=0) / n1, np.nansum(b, axis=0) / n2
-        v1 = np.nansum((a - m1) ** 2, axis=0) / (n1 - 1)
-        v2 = np.nansum((b - m2) ** 2, axis=0) / (n2 - 1)
-        sp = np.sqrt(((n1 - 1) * v1 + (n2 - 1) * v2) / (n1 + n2 - 2))
-        d = (m1 - m2) / sp
-        j = 1 - 3 / (4 * (n1 + n2) - 9)
-    out: np.ndarray = np.where((n1 > 1) & (n2 > 1) & (sp > 0), d * j, np.nan)
+        L = np.log2(np.where(V > 0, V, np.nan))
+    g = hedges_g(L, np.asarray(y) == 1)["effect"]
+    out: np.ndarray = np.where(np.isfinite(g), g, np.nan)
     return out
 
 

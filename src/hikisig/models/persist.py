@@ -11,26 +11,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import shutil
 import tempfile
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hikisig import __version__
 from hikisig.errors import HikisigError
 from hikisig.models.result import ModelResult
+from hikisig.versions import package_versions
 
 __all__ = ["LoadedModel", "frame_sha256", "load_model", "save_model"]
 
 #: Module prefixes whose types a model file may contain.
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "hikisig.", "builtins.", "collections.")
-_PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "statsmodels", "skops")
 
 
 def frame_sha256(X: pd.DataFrame, y: Any = None) -> str:
@@ -42,16 +39,6 @@ def frame_sha256(X: pd.DataFrame, y: Any = None) -> str:
     if y is not None:
         h.update(np.asarray(pd.Series(y).astype(str)).astype("U").tobytes())
     return h.hexdigest()
-
-
-def _versions() -> dict[str, str]:
-    out = {"hikisig": __version__, "python": platform.python_version()}
-    for pkg in _PACKAGES:
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
 
 
 def _jsonable(v: Any) -> Any:
@@ -126,7 +113,7 @@ def save_model(result: ModelResult, out: str | Path, *, X: pd.DataFrame, y: Any 
             "features": result.features, "units": units or {},
             "pipeline": repr(result.model).replace("\n", " "),
             "params": _jsonable(result.params), "metrics": _jsonable(result.metrics),
-            "versions": _versions(),
+            "versions": package_versions(),
         }
         (tmp / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
         (tmp / "model_card.md").write_text(_card_markdown(card))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -12,17 +11,17 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hikisig import __version__
 from hikisig.errors import HikisigError
+from hikisig.models.persist import frame_sha256
 from hikisig.pipeline.config import StudyConfig
 from hikisig.pipeline.results import RunResults
+from hikisig.versions import package_versions
 
 __all__ = ["STAGES", "execute", "run_study"]
 
@@ -34,16 +33,6 @@ Progress = Callable[[str], None]
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _versions() -> dict[str, str]:
-    out = {"hikisig": __version__, "python": platform.python_version()}
-    for pkg in ("numpy", "scipy", "pandas", "scikit-learn", "statsmodels", "matplotlib", "skops"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
 
 
 def _load(config: StudyConfig, base: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str,
@@ -103,14 +92,6 @@ def _load(config: StudyConfig, base: Path) -> tuple[pd.DataFrame, pd.DataFrame, 
                                                                    strict=True)]
     store.dispose()
     return ds.X.loc[obs.index], obs, ds.var, study, ds.synthetic, quest
-
-
-def _sha_frame(X: pd.DataFrame) -> str:
-    h = hashlib.sha256()
-    h.update(",".join(map(str, X.columns)).encode())
-    h.update(",".join(map(str, X.index)).encode())
-    h.update(np.ascontiguousarray(X.to_numpy(dtype=np.float64)).tobytes())
-    return h.hexdigest()
 
 
 def run_study(config: StudyConfig, *, config_sha256: str = "", base: Path | None = None,
@@ -254,9 +235,9 @@ def run_study(config: StudyConfig, *, config_sha256: str = "", base: Path | None
 
         results.consensus = consensus_signature(list(results.models.values()))
     results.provenance = {
-        "config_sha256": config_sha256, "data_sha256": _sha_frame(X), "study": study,
+        "config_sha256": config_sha256, "data_sha256": frame_sha256(X), "study": study,
         "synthetic": synthetic, "seed": seed, "engine": config.run.engine,
-        "versions": _versions(), "start_time": start, "end_time": _now(),
+        "versions": package_versions(), "start_time": start, "end_time": _now(),
         "platform": platform.platform(),
     }
     return results
