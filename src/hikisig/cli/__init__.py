@@ -14,6 +14,7 @@ from hikisig.cli import model as _model  # noqa: F401  (registers commands)
 from hikisig.cli import run as _run  # noqa: F401  (registers commands)
 from hikisig.cli import stats as _stats  # noqa: F401  (registers commands)
 from hikisig.cli import synth as _synth  # noqa: F401  (registers commands)
+from hikisig.cli import web as _web  # noqa: F401  (registers commands)
 from hikisig.cli.app import app
 from hikisig.cli.common import err
 from hikisig.errors import HikisigError, InputError

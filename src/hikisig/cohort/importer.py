@@ -265,6 +265,7 @@ def import_measurements(
     catalog: Catalog | None = None,
     progress: Progress | None = None,
     options: dict[str, Any] | None = None,
+    dry_run: bool = False,
 ) -> ImportResult:
     """Store a parsed measurement table in one transaction.
 
@@ -284,6 +285,9 @@ def import_measurements(
         Called as ``progress(done, total)`` while values are written.
     options : dict, optional
         Import options, recorded in the import log.
+    dry_run : bool
+        Check everything against the store (units, conflicting values, samples
+        of other participants), count what would be written, then roll back.
 
     Returns
     -------
@@ -308,6 +312,22 @@ def import_measurements(
     values, flag_r, flag_c, flags, raws = _merge_columns(table, variables, pc)
     pc.raise_if_any()
     result.uncatalogued = [v.source_name for v in variables if v.catalog_id is None]
+    try:
+        return _import_checked(store, table, study, result, variables, values, (flag_r, flag_c, flags, raws),
+                               pc, replace=replace, progress=progress, options=options, dry_run=dry_run)
+    except _DryRunError:
+        return result
+
+
+class _DryRunError(Exception):
+    """Raised inside the transaction of a dry run to roll it back."""
+
+
+def _import_checked(store: Store, table: ParsedTable, study: str, result: ImportResult,
+                    variables: list[_Var], values: np.ndarray, flagged: tuple[Any, Any, Any, Any],
+                    pc: ProblemCollector, *, replace: bool, progress: Progress | None,
+                    options: dict[str, Any] | None, dry_run: bool) -> ImportResult:
+    flag_r, flag_c, flags, raws = flagged
     samples = table.samples
     with store.session() as s:
         st = store.study(s, study, create=True)
@@ -440,6 +460,9 @@ def import_measurements(
         log = schema.ImportLog(study_id=st.id, kind="measurements", file_name=Path(table.file).name,
                                sha256=table.sha256, file_format=table.fmt, rows=len(samples),
                                n_values=len(new), options=options or {})
+        if dry_run:
+            result.n_written = len(new)
+            raise _DryRunError
         s.add(log)
         s.flush()
         result.import_id = log.id

@@ -28,19 +28,28 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "AUDIT_ACTIONS",
     "FLAGS",
+    "ROLES",
     "SAMPLE_TYPES",
     "SEXES",
+    "AnalysisJob",
     "Analyte",
+    "AppSetting",
     "Assessment",
+    "AuditEvent",
     "Base",
+    "CriteriaRecord",
     "ImportLog",
     "Measurement",
     "Participant",
+    "RegisteredModel",
     "Sample",
     "Site",
     "Study",
+    "User",
     "Visit",
+    "WebSession",
 ]
 
 #: Allowed values of ``measurement.flag``.
@@ -49,6 +58,11 @@ FLAGS = ("below_lod", "above_uloq", "missing")
 SAMPLE_TYPES = ("study", "qc", "blank")
 #: Allowed values of ``participant.sex``.
 SEXES = ("M", "F")
+#: Roles of web-app users.
+ROLES = ("admin", "clinician", "analyst", "auditor")
+#: Actions recorded in the audit trail.
+AUDIT_ACTIONS = ("create", "update", "delete", "view", "export", "import", "login", "login_failed",
+                 "logout", "lockout", "run")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -201,3 +215,109 @@ class Assessment(Base):
     definition_sha256: Mapped[str | None] = mapped_column(String(64))
     import_id: Mapped[int | None] = mapped_column(ForeignKey("import_log.id"))
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+class CriteriaRecord(Base):
+    """The 2020 diagnostic criteria as checked at a visit, with the resulting status."""
+
+    __tablename__ = "criteria_record"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visit.id"), unique=True)
+    days_out_per_week: Mapped[float] = mapped_column(Float)
+    rarely_leaves_room: Mapped[bool] = mapped_column(Boolean)
+    months_isolated: Mapped[float] = mapped_column(Float)
+    impairment: Mapped[bool] = mapped_column(Boolean)
+    distress: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(20))
+    severity: Mapped[str] = mapped_column(String(20))
+    reasons: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+class User(Base):
+    """A user of the web app; ``site`` is the site code a clinician works at."""
+
+    __tablename__ = "app_user"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    site: Mapped[str | None] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    last_login: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+class WebSession(Base):
+    """A signed-in browser session; ``id`` is the sha256 of the cookie's token."""
+
+    __tablename__ = "web_session"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    last_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+class AuditEvent(Base):
+    """One entry of the append-only, hash-chained audit trail.
+
+    ``hash`` is the sha256 of ``prev_hash`` and the entry's canonical JSON, so
+    editing, inserting or deleting an entry breaks the chain
+    (``hikisig audit verify``).
+    """
+
+    __tablename__ = "audit_event"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(20))
+    entity: Mapped[str] = mapped_column(String(50))
+    entity_id: Mapped[str | None] = mapped_column(String(200))
+    study: Mapped[str | None] = mapped_column(String(200))
+    site: Mapped[str | None] = mapped_column(String(100))
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AnalysisJob(Base):
+    """An analysis run in the web app's background worker."""
+
+    __tablename__ = "analysis_job"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    stage: Mapped[str | None] = mapped_column(String(50))
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str | None] = mapped_column(Text)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    out_dir: Mapped[str | None] = mapped_column(String(1000))
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class RegisteredModel(Base):
+    """A saved model (a ``hikisig model ... --out`` folder) registered for predictions."""
+
+    __tablename__ = "registered_model"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    study: Mapped[str | None] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    path: Mapped[str] = mapped_column(String(1000))
+    registered_by: Mapped[str] = mapped_column(String(100))
+    registered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+class AppSetting(Base):
+    """Server settings kept in the store (the pseudonymisation key)."""
+
+    __tablename__ = "app_setting"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,206 @@
+"""``hikisig serve``, ``hikisig user ...`` and ``hikisig audit ...``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hikisig.cli.app import app
+from hikisig.cli.common import err, open_store, out, state
+from hikisig.errors import HikisigError
+
+__all__ = ["audit_verify", "serve_cmd", "user_add"]
+
+user_app = typer.Typer(help="Users of the web app (the first admin is created here).\n\n"
+                       "Example: hikisig --db clinic.db user add alice --role admin", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail.\n\nExample: hikisig --db clinic.db audit verify",
+                        no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(audit_app, name="audit")
+
+
+@app.command("serve")
+def serve_cmd(
+    db: Annotated[str | None, typer.Option("--db", help="The store (same as the global --db).")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only; "
+                                      "put a TLS proxy in front for a network).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    idle_minutes: Annotated[int, typer.Option(help="Sign out after this many idle minutes.")] = 30,
+    work_dir: Annotated[Path | None, typer.Option(help="Uploads and analysis outputs "
+                                                  "(default: hikisig-web next to the store).")] = None,
+    jobs: Annotated[int, typer.Option(help="Analyses run at the same time.")] = 1,
+    proxy_headers: Annotated[bool, typer.Option(help="Trust X-Forwarded-Proto/For from a local "
+                                                "TLS proxy (cookies become Secure over https).")] = False,
+) -> None:
+    """Run the clinic web app (pages, JSON API at /api/v1, OpenAPI at /openapi.json).
+
+    Example: hikisig --db clinic.db serve --port 8000
+    """
+    import uvicorn
+
+    from hikisig.web import WebSettings, create_app
+
+    if db:
+        state.db = db
+    if not 1 <= port <= 65535:
+        raise HikisigError(f"--port {port}: expected 1 to 65535")
+    application = create_app(state.db, WebSettings(idle_minutes=idle_minutes, work_dir=work_dir,
+                                                   job_workers=max(1, jobs)))
+    err.print(f"hikisig web app on http://{host}:{port}  (store {application.state.store.display_url}; "
+              "Ctrl+C stops)", markup=False)
+    uvicorn.run(application, host=host, port=port, proxy_headers=proxy_headers,
+                forwarded_allow_ips="127.0.0.1" if proxy_headers else None,
+                log_level="warning" if state.quiet else "info", server_header=False)
+
+
+def _read_password(password_stdin: bool, confirm: bool = True) -> str:
+    if password_stdin:
+        value = sys.stdin.readline().rstrip("\n")
+        if not value:
+            raise HikisigError("no password on standard input")
+        return value
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=confirm))
+
+
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="User name (letters, digits, . _ @ -).")],
+    role: Annotated[str, typer.Option(help="admin|clinician|analyst|auditor")],
+    site: Annotated[str | None, typer.Option(
+        help="Site code (clinicians see only its participants).")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin",
+                                                 help="Read the password from standard input.")] = False,
+) -> None:
+    """Create a user; the password is asked for (hidden) unless --password-stdin.
+
+    Example: hikisig --db clinic.db user add kato --role clinician --site fukuoka
+    """
+    from hikisig.cohort.users import add_user
+
+    store = open_store()
+    store.require_ready()
+    password = _read_password(password_stdin)
+    user = add_user(store, name, role, password, site=site, actor="cli")
+    out.print(f"added {user.name} ({user.role}{f', site {user.site}' if user.site else ''})", markup=False)
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """List users (name, role, site, active, locked until, last sign-in).
+
+    Example: hikisig --db clinic.db user list
+    """
+    from sqlalchemy.orm import Session
+
+    from hikisig.web.admin import user_dicts
+
+    store = open_store()
+    store.require_ready()
+    with Session(store.engine) as s:
+        rows = user_dicts(s)
+    for u in rows:
+        out.print(f"{u['name']}\t{u['role']}\t{u['site'] or '-'}\t{'active' if u['active'] else 'disabled'}"
+                  f"\t{u['locked_until'] or '-'}\t{u['last_login'] or '-'}", markup=False)
+
+
+@user_app.command("passwd")
+def user_passwd(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+) -> None:
+    """Set a new password (ends the user's sessions and clears a lock-out).
+
+    Example: hikisig --db clinic.db user passwd kato
+    """
+    from hikisig.cohort.users import set_password
+
+    store = open_store()
+    store.require_ready()
+    set_password(store, name, _read_password(password_stdin))
+    out.print(f"password of {name} changed", markup=False)
+
+
+@user_app.command("unlock")
+def user_unlock(name: Annotated[str, typer.Argument(help="User name.")]) -> None:
+    """Clear a lock-out after repeated failed sign-ins.
+
+    Example: hikisig --db clinic.db user unlock kato
+    """
+    from hikisig.cohort.users import unlock_user
+
+    store = open_store()
+    store.require_ready()
+    unlock_user(store, name)
+    out.print(f"{name} unlocked", markup=False)
+
+
+@user_app.command("disable")
+def user_disable(name: Annotated[str, typer.Argument(help="User name.")],
+                 enable: Annotated[bool, typer.Option("--enable", help="Enable instead.")] = False) -> None:
+    """Disable (or with --enable, enable) an account; disabling ends its sessions.
+
+    Example: hikisig --db clinic.db user disable kato
+    """
+    from hikisig.cohort.users import unlock_user
+
+    store = open_store()
+    store.require_ready()
+    unlock_user(store, name, active=enable)
+    out.print(f"{name} {'enabled' if enable else 'disabled'}", markup=False)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    expect_head: Annotated[str | None, typer.Option(
+        help="ID:HASH of a head printed earlier; detects entries deleted at the end.")] = None,
+) -> None:
+    """Recompute the audit trail's hash chain; exit 1 if any entry was edited, removed or inserted.
+
+    Example: hikisig --db clinic.db audit verify
+    """
+    from sqlalchemy.orm import Session
+
+    from hikisig.cohort.audit import verify_chain
+
+    store = open_store()
+    store.require_ready()
+    with Session(store.engine) as s:
+        try:
+            rep = verify_chain(s, expect_head=expect_head)
+        except ValueError as exc:
+            raise HikisigError(str(exc)) from exc
+    if rep.ok:
+        out.print(f"audit trail intact: {rep.n_entries} entries; head {rep.head_id}:{rep.head_hash}",
+                  markup=False)
+        return
+    for p in rep.problems:
+        err.print(f"TAMPERED: {p}", markup=False)
+    err.print(f"audit trail BROKEN: {len(rep.problems)} problem(s) in {rep.n_entries} entries", markup=False)
+    raise typer.Exit(1)
+
+
+@audit_app.command("list")
+def audit_list(
+    limit: Annotated[int, typer.Option(help="Newest entries to show.")] = 50,
+    entity: Annotated[str | None, typer.Option(help="Only this entity (participant, user, ...).")] = None,
+) -> None:
+    """Print the newest audit entries (tab-separated).
+
+    Example: hikisig --db clinic.db audit list --limit 20
+    """
+    from sqlalchemy.orm import Session
+
+    from hikisig.web.admin import audit_rows
+
+    store = open_store()
+    store.require_ready()
+    with Session(store.engine) as s:
+        rows = audit_rows(s, limit=limit, entity=entity)
+    out.print("id\tat\tactor\trole\taction\tentity\tentity_id\tstudy\tsite\tbefore\tafter", markup=False)
+    for e in rows:
+        out.print("\t".join("" if e[k] is None else str(e[k]) for k in
+                            ("id", "at", "actor", "role", "action", "entity", "entity_id", "study", "site",
+                             "before", "after")), markup=False)

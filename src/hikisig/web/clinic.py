@@ -1,0 +1,190 @@
+"""Clinic pages: participants, visits, questionnaires, criteria and the timeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hikisig.cohort import schema
+from hikisig.web.context import Ctx, current, require, writing
+from hikisig.web.plots import history_plot
+from hikisig.web.predictions import latest_predictions
+from hikisig.web.render import page, see_other
+from hikisig.web.services import (
+    add_visit,
+    audit,
+    create_participant,
+    get_visit,
+    instrument_or_404,
+    list_participants,
+    load_participant,
+    save_assessment,
+    save_criteria,
+    timeline,
+    validate_answers,
+    validate_criteria,
+)
+
+__all__ = ["parse_date", "router"]
+
+router = APIRouter(include_in_schema=False)
+Reader = Annotated[Ctx, Depends(current)]
+Clinician = Annotated[Ctx, Depends(require("clinician", write=True))]
+
+
+def parse_date(text: str | None) -> dt.date | None:
+    """``YYYY-MM-DD`` or empty; 422 otherwise."""
+    if not text or not text.strip():
+        return None
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise HTTPException(422, f"visit date {text!r}: expected YYYY-MM-DD") from exc
+
+
+def _studies(request: Request) -> list[str]:
+    return list(request.app.state.store.study_names())
+
+
+@router.get("/participants", response_class=HTMLResponse)
+def participants(request: Request, ctx: Reader, study: str | None = None, q: str | None = None) -> Response:
+    with Session(request.app.state.store.engine) as s:
+        rows = list_participants(s, ctx, study=study or None, q=(q or "")[:100] or None)
+    return page(request, "participants.html", ctx, rows=rows, studies=_studies(request), study=study,
+                q=q or "")
+
+
+@router.get("/participants/new", response_class=HTMLResponse)
+def new_participant_form(request: Request, ctx: Annotated[Ctx, Depends(require("clinician"))]) -> Response:
+    return page(request, "participant_new.html", ctx, studies=_studies(request), error=None, values={})
+
+
+@router.post("/participants", response_class=HTMLResponse)
+async def new_participant(request: Request, ctx: Clinician) -> Response:
+    form = await request.form()
+    values = {k: str(form.get(k, "")).strip()[:100] for k in ("study", "code", "sex", "birth_year", "group")}
+    try:
+        by = int(values["birth_year"]) if values["birth_year"] else None
+        if by is not None and not 1900 <= by <= dt.date.today().year:
+            raise ValueError
+    except ValueError:
+        return page(request, "participant_new.html", ctx, status_code=422, studies=_studies(request),
+                    error=f"birth year {values['birth_year']!r}: expected a year such as 1998", values=values)
+    try:
+        with writing(request) as s:
+            f = create_participant(s, ctx, study=values["study"], code=values["code"],
+                                   sex=values["sex"] or None, birth_year=by, group=values["group"] or None)
+            pid = f.participant.id
+    except HTTPException as exc:
+        if exc.status_code == 403:
+            raise
+        return page(request, "participant_new.html", ctx, status_code=exc.status_code,
+                    studies=_studies(request), error=exc.detail, values=values)
+    return see_other(f"/participants/{pid}")
+
+
+@router.get("/participants/{pid}", response_class=HTMLResponse)
+def participant_page(request: Request, pid: int, ctx: Reader) -> Response:
+    with writing(request) as s:
+        f = load_participant(s, ctx, pid)
+        tl = timeline(s, f)
+        audit(s, ctx, "view", "participant", pid, study=f.study, site=f.site)
+    plots = {inst: history_plot(inst, points) for inst, points in tl["history"].items()}
+    preds = latest_predictions(request, f)
+    from hikisig.assess.definition import instrument_ids
+
+    return page(request, "participant.html", ctx, tl=tl, p=tl["participant"], plots=plots,
+                predictions=preds, instruments=instrument_ids())
+
+
+@router.post("/participants/{pid}/visits")
+async def new_visit(request: Request, pid: int, ctx: Clinician) -> Response:
+    form = await request.form()
+    date = parse_date(str(form.get("visit_date", ""))[:20])
+    with writing(request) as s:
+        f = load_participant(s, ctx, pid, write=True)
+        add_visit(s, ctx, f, date)
+    return see_other(f"/participants/{pid}")
+
+
+def _answers_of(s: Session, visit: schema.Visit, instrument: str) -> dict[str, Any]:
+    a = s.scalar(select(schema.Assessment).where(schema.Assessment.visit_id == visit.id,
+                                                 schema.Assessment.instrument == instrument))
+    return {} if a is None else {"answers": a.answers, "scores": a.scores}
+
+
+@router.get("/participants/{pid}/visits/{vi}/assess/{instrument}", response_class=HTMLResponse)
+def assess_form(request: Request, pid: int, vi: int, instrument: str, ctx: Reader,
+                saved: int = 0) -> Response:
+    inst = instrument_or_404(instrument)
+    with writing(request) as s:
+        f = load_participant(s, ctx, pid)
+        v = get_visit(s, f, vi)
+        stored = _answers_of(s, v, inst.id)
+        audit(s, ctx, "view", "participant", pid, study=f.study, site=f.site,
+              after={"page": f"visit {vi} {inst.id}"})
+    answers = {k: ("" if val is None else f"{val:g}") for k, val in stored.get("answers", {}).items()}
+    return page(request, "assess.html", ctx, inst=inst, p={"id": pid, "code": f.participant.code}, visit=vi,
+                answers=answers, errors={}, scores=stored.get("scores"), saved=bool(saved),
+                readonly=ctx.role != "clinician")
+
+
+@router.post("/participants/{pid}/visits/{vi}/assess/{instrument}", response_class=HTMLResponse)
+async def assess_save(request: Request, pid: int, vi: int, instrument: str, ctx: Clinician) -> Response:
+    inst = instrument_or_404(instrument)
+    form = await request.form()
+    given = {c: str(form.get(c, ""))[:20] for c in inst.item_columns}
+    answers, errors = validate_answers(inst, given)
+    with writing(request) as s:
+        f = load_participant(s, ctx, pid, write=True)
+        v = get_visit(s, f, vi)
+        if not errors:
+            save_assessment(s, ctx, f, v, inst, answers)
+    if errors:
+        return page(request, "assess.html", ctx, status_code=422, inst=inst,
+                    p={"id": pid, "code": f.participant.code}, visit=vi, answers=given, errors=errors,
+                    scores=None, saved=False, readonly=False)
+    return see_other(f"/participants/{pid}/visits/{vi}/assess/{inst.id}?saved=1")
+
+
+@router.get("/participants/{pid}/visits/{vi}/criteria", response_class=HTMLResponse)
+def criteria_form(request: Request, pid: int, vi: int, ctx: Reader, saved: int = 0) -> Response:
+    with writing(request) as s:
+        f = load_participant(s, ctx, pid)
+        v = get_visit(s, f, vi)
+        rec = s.scalar(select(schema.CriteriaRecord).where(schema.CriteriaRecord.visit_id == v.id))
+        audit(s, ctx, "view", "participant", pid, study=f.study, site=f.site,
+              after={"page": f"visit {vi} criteria"})
+    values: dict[str, Any] = {}
+    result = None
+    if rec is not None:
+        values = {"days_out_per_week": f"{rec.days_out_per_week:g}",
+                  "months_isolated": f"{rec.months_isolated:g}",
+                  "rarely_leaves_room": "yes" if rec.rarely_leaves_room else "no",
+                  "impairment": "yes" if rec.impairment else "no",
+                  "distress": "yes" if rec.distress else "no"}
+        result = {"status": rec.status, "severity": rec.severity, "reasons": rec.reasons}
+    return page(request, "criteria.html", ctx, p={"id": pid, "code": f.participant.code}, visit=vi,
+                values=values, errors={}, result=result, saved=bool(saved), readonly=ctx.role != "clinician")
+
+
+@router.post("/participants/{pid}/visits/{vi}/criteria", response_class=HTMLResponse)
+async def criteria_save(request: Request, pid: int, vi: int, ctx: Clinician) -> Response:
+    form = await request.form()
+    given = {k: str(form.get(k, ""))[:20] for k in ("days_out_per_week", "rarely_leaves_room",
+                                                      "months_isolated", "impairment", "distress")}
+    inputs, errors = validate_criteria(given)
+    with writing(request) as s:
+        f = load_participant(s, ctx, pid, write=True)
+        v = get_visit(s, f, vi)
+        if not errors:
+            save_criteria(s, ctx, f, v, inputs)
+    if errors:
+        return page(request, "criteria.html", ctx, status_code=422, p={"id": pid, "code": f.participant.code},
+                    visit=vi, values=given, errors=errors, result=None, saved=False, readonly=False)
+    return see_other(f"/participants/{pid}/visits/{vi}/criteria?saved=1")

@@ -1,0 +1,115 @@
+"""Analyses in the background: each job runs ``hikisig run`` in a worker process.
+
+A job row holds the options, the stage reached and the progress (0-1); the
+worker updates it as the pipeline reports its stages, so any page or API call
+can show progress. Outputs (report.html, tables/, models/) go to
+``WORK_DIR/jobs/<id>/results``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import traceback
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from hikisig.cohort import schema
+from hikisig.cohort.store import Store
+
+__all__ = ["JobRunner", "job_config", "run_job"]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def job_config(db_url: str, study: str, options: dict[str, Any]) -> tuple[str, list[str]]:
+    """The study config text and ``--set`` overrides of a job."""
+    from hikisig.pipeline.config import DEFAULT_CONFIG
+
+    text = DEFAULT_CONFIG.replace('db = "hikisig.db"', f"db = {_toml_str(db_url)}").replace(
+        '# study = "my-study"', f"study = {_toml_str(study)}")
+    sets = [f"{k}={v}" for k, v in sorted(options.items())]
+    return text, sets
+
+
+def _toml_str(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _set(store: Store, job_id: int, **values: Any) -> None:
+    with store.session() as s:
+        s.execute(update(schema.AnalysisJob).where(schema.AnalysisJob.id == job_id).values(**values))
+
+
+def run_job(db_url: str, job_id: int, work_dir: str) -> None:
+    """Run one job (in a worker process): config, pipeline, outputs, status."""
+    from hikisig.pipeline.config import load_config, parse_overrides
+    from hikisig.pipeline.run import STAGES, execute
+
+    store = Store(db_url)
+    with Session(store.engine) as s:
+        job = s.get(schema.AnalysisJob, job_id)
+        if job is None:
+            return
+        study, options = job.study, dict(job.options or {})
+    folder = Path(work_dir) / "jobs" / str(job_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    _set(store, job_id, status="running", stage="data", progress=0.0)
+    try:
+        text, sets = job_config(db_url, study, options)
+        cfg_path = folder / "study.toml"
+        cfg_path.write_text(text)
+        config, sha = load_config(cfg_path, parse_overrides(sets))
+
+        def progress(stage: str) -> None:
+            _set(store, job_id, stage=stage, progress=STAGES.index(stage) / len(STAGES))
+
+        _, out = execute(config, folder / "results", config_sha256=sha, base=folder, progress=progress)
+        _set(store, job_id, status="done", stage="done", progress=1.0, out_dir=str(out),
+             finished_at=_now(), message=None)
+    except Exception as exc:  # the job fails, the server does not: keep the reason for the page
+        detail = str(exc) or type(exc).__name__
+        _set(store, job_id, status="failed", finished_at=_now(),
+             message=detail + "\n\n" + traceback.format_exc(limit=3)[-2000:])
+    finally:
+        store.dispose()
+
+
+class JobRunner:
+    """A pool of worker processes running analysis jobs."""
+
+    def __init__(self, store: Store, work_dir: Path, workers: int = 1) -> None:
+        self.store, self.work_dir = store, Path(work_dir)
+        self._pool: ProcessPoolExecutor | None = None
+        self.workers = workers
+        self.futures: dict[int, Future[None]] = {}
+        with store.session() as s:  # jobs cut short by a previous server stop
+            s.execute(update(schema.AnalysisJob)
+                      .where(schema.AnalysisJob.status.in_(("queued", "running")))
+                      .values(status="failed", message="the server stopped before the job finished",
+                              finished_at=_now()))
+
+    def submit(self, job_id: int) -> None:
+        """Queue a job (its row must exist)."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers,
+                                             mp_context=multiprocessing.get_context("spawn"))
+        self.futures[job_id] = self._pool.submit(run_job, self.store.url, job_id, str(self.work_dir))
+
+    def active(self) -> list[int]:
+        """Ids of jobs queued or running in this server."""
+        with Session(self.store.engine) as s:
+            return list(s.scalars(select(schema.AnalysisJob.id)
+                                  .where(schema.AnalysisJob.status.in_(("queued", "running")))))
+
+    def shutdown(self) -> None:
+        """Stop the workers (running jobs are abandoned)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None

@@ -1,0 +1,76 @@
+"""Lab upload pages (analysts): preview with row-by-row errors, then import."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, UploadFile
+from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from hikisig.cohort.readers import FORMATS
+from hikisig.web.context import Ctx, require, writing
+from hikisig.web.render import page
+from hikisig.web.services import audit
+from hikisig.web.uploads import check_staged, discard, stage_upload, staged_path
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+Analyst = Annotated[Ctx, Depends(require("analyst"))]
+AnalystWrite = Annotated[Ctx, Depends(require("analyst", write=True))]
+
+
+@router.get("/labs", response_class=HTMLResponse)
+def upload_form(request: Request, ctx: Analyst) -> Response:
+    return page(request, "labs.html", ctx, studies=request.app.state.store.study_names(), formats=FORMATS)
+
+
+@router.post("/labs/preview", response_class=HTMLResponse)
+async def preview(request: Request, ctx: AnalystWrite) -> Response:
+    form = await request.form()
+    upload = form.get("file")
+    study = str(form.get("study", "")).strip()[:200] or "default"
+    fmt = str(form.get("format", "auto"))[:20]
+    replace = form.get("replace") == "yes"
+    settings = request.app.state.settings
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return page(request, "labs.html", ctx, status_code=422, studies=request.app.state.store.study_names(),
+                    formats=FORMATS, error="choose a file to upload")
+    token, path = await stage_upload(settings.work_dir, upload, settings.upload_mb)
+    checked = await run_in_threadpool(check_staged, request.app.state.store, path, token, study=study,
+                                      fmt=fmt, replace=replace)
+    if not checked.ok:
+        discard(settings.work_dir, token)
+    return page(request, "labs_preview.html", ctx, status_code=200 if checked.ok else 422, checked=checked,
+                study=study, fmt=fmt, replace=replace)
+
+
+@router.post("/labs/import", response_class=HTMLResponse)
+async def do_import(request: Request, ctx: AnalystWrite) -> Response:
+    form = await request.form()
+    token = str(form.get("token", ""))[:100]
+    study = str(form.get("study", "")).strip()[:200] or "default"
+    fmt = str(form.get("format", "auto"))[:20]
+    replace = form.get("replace") == "yes"
+    settings = request.app.state.settings
+    path = staged_path(settings.work_dir, token)
+
+    def run() -> object:
+        with request.app.state.write_lock or nullcontext():
+            return check_staged(request.app.state.store, path, token, study=study, fmt=fmt, replace=replace,
+                                commit=True)
+
+    checked = await run_in_threadpool(run)
+    discard(settings.work_dir, token)
+    res = getattr(checked, "result", None)
+    if getattr(checked, "ok", False) and res is not None:
+        with writing(request) as s:
+            audit(s, ctx, "import", "measurements", res.import_id, study=study,
+                  after={"file": path.name, "sha256": res.sha256, "samples": res.n_samples,
+                         "analytes": res.n_analytes, "values_written": res.n_written,
+                         "skipped": res.skipped})
+    return page(request, "labs_done.html", ctx, status_code=200 if getattr(checked, "ok", False) else 422,
+                checked=checked, study=study)
+
