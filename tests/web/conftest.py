@@ -8,13 +8,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+import hikisig.cohort.users as _users
 from hikisig.cohort import schema
 from hikisig.cohort.store import Store
 from hikisig.cohort.users import add_user
 from hikisig.web import WebSettings, create_app
+
+# In-process tests hash with a cheap argon2id profile (the algorithm and code path are the
+# same; only the cost differs) so that the suite stays fast. The production profile is
+# checked in a fresh process by test_web_backends.py::test_production_password_profile.
+_users._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+_users._DUMMY = _users._hasher.hash("not-a-password-of-anyone")
 
 PASSWORD = "correct horse battery"
 #: name -> (role, site)
@@ -83,3 +91,75 @@ def login(app: FastAPI, name: str, password: str = PASSWORD) -> tuple[TestClient
     me = c.get("/api/v1/me")
     assert me.status_code == 200
     return c, me.json()["csrf_token"]
+
+
+@pytest.fixture
+def live_clinic(clinic: Clinic) -> Iterator[tuple[Clinic, str]]:
+    """The app on a fresh clinic store, served by uvicorn on a free loopback port: (clinic, base URL)."""
+    from .live import ThreadServer
+
+    with ThreadServer(clinic.db, work_dir=clinic.work_dir) as srv:
+        yield clinic, srv.url
+
+
+# -- appended for the authorization, security, audit and CLI tests ---------------------------------
+@pytest.fixture(scope="module")
+def module_clinic(tmp_path_factory: pytest.TempPathFactory) -> Clinic:
+    """A clinic store shared by the tests of one module (build it once: sign-ins are slow)."""
+    return make_clinic(tmp_path_factory.mktemp("clinic"))
+
+
+@pytest.fixture(scope="module")
+def module_app(module_clinic: Clinic) -> Iterator[FastAPI]:
+    """The app on the module's clinic store; analyses are not really started (``jobs.submit`` is a no-op)."""
+    app = create_app(str(module_clinic.db), WebSettings(work_dir=module_clinic.work_dir))
+    app.state.jobs.submit = lambda job_id: None
+    yield app
+    app.state.jobs.shutdown()
+    app.state.store.dispose()
+
+
+def session_for(app: FastAPI, name: str, *, base_url: str = "http://testserver") -> tuple[TestClient, str]:
+    """A client with a session made directly in the store (no sign-in form, no argon2 hash check)."""
+    from sqlalchemy import select
+
+    from hikisig.web.context import SESSION_COOKIE, new_session
+
+    with app.state.store.session() as s:
+        user = s.scalar(select(schema.User).where(schema.User.name == name))
+        assert user is not None, name
+        token, csrf = new_session(s, user)
+    c = TestClient(app, base_url=base_url, follow_redirects=False)
+    c.cookies.set(SESSION_COOKIE, token)
+    return c, csrf
+
+
+@dataclass
+class CliResult:
+    """Exit code and output of one ``hikisig`` command run in this process."""
+
+    code: int
+    out: str
+    err: str
+
+
+def run_cli(*args: str, stdin: str = "") -> CliResult:
+    """Run ``hikisig ARGS`` through the console script's entry point (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+    import sys
+
+    from hikisig.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    old_stdin, sys.stdin = sys.stdin, io.StringIO(stdin)
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(args))
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.stdin = old_stdin
+    return CliResult(code, out.getvalue(), err.getvalue())

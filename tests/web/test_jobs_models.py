@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from hikisig.cohort.store import Store
 from hikisig.cohort.users import add_user
-from hikisig.synth import SyntheticStudy, SynthConfig, write_store
+from hikisig.synth import SynthConfig, SyntheticStudy, write_store
 from hikisig.web import WebSettings, create_app
 from hikisig.web.analyses import parse_job_options
 from hikisig.web.jobs import job_config
@@ -79,7 +79,8 @@ def test_analysis_runs_in_background_and_its_model_predicts_on_the_participant_p
     assert "script" not in rep.headers["content-security-policy"]
     assert "sandbox" in rep.headers["content-security-policy"]
     # register the discrimination model, then a participant page shows its prediction
-    r = ana.post("/api/v1/models", json={"job_id": job_id, "kind": "discriminate", "name": "rf-web"}, headers=h)
+    r = ana.post("/api/v1/models", json={"job_id": job_id, "kind": "discriminate", "name": "rf-web"},
+                 headers=h)
     assert r.status_code == 201, r.text
     r = ana.post("/api/v1/models", json={"job_id": job_id, "kind": "severity", "name": "none"}, headers=h)
     assert r.status_code == 422  # severity was disabled: no such model
@@ -132,8 +133,8 @@ def test_lab_upload_checks_everything_and_stores_nothing_on_error(synthetic_app,
                  data={"study": "labs"}, headers=h)
     assert r.status_code == 422 and "already has" in r.json()["problems"][0]["message"]
     # the page flow: preview, then import with the staged token
-    r = ana.post("/labs/preview", files={"file": ("more.csv", b"sample_id,participant,visit,Orn,Arg\nS9,X9,1,1,2\n",
-                                                  "text/csv")},
+    more = b"sample_id,participant,visit,Orn,Arg\nS9,X9,1,1,2\n"
+    r = ana.post("/labs/preview", files={"file": ("more.csv", more, "text/csv")},
                  data={"study": "labs", "format": "auto", "csrf_token": h["X-CSRF-Token"]})
     assert r.status_code == 200 and 'id="upload-ok"' in r.text
     token = re.search(r'name="token" value="([^"]+)"', r.text).group(1)

@@ -81,3 +81,13 @@ def test_a_server_needs_an_initialised_store(tmp_path: Path):
 
     with pytest.raises(StoreError, match="not initialised"):
         create_app(str(tmp_path / "empty.db"))
+
+
+def test_production_password_profile():
+    """Outside the tests, passwords use argon2id with RFC 9106's low-memory profile."""
+    import subprocess
+    import sys
+
+    code = "from hikisig.cohort.users import hash_password; print(hash_password('a long password'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("$argon2id$v=19$m=65536,t=3,p=4$")

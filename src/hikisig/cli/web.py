@@ -56,6 +56,16 @@ def serve_cmd(
                 log_level="warning" if state.quiet else "info", server_header=False)
 
 
+def _tsv(*fields: str) -> None:
+    r"""Write one tab-separated line to stdout (not through Rich, which expands tabs to spaces).
+
+    Backslashes, tabs and line breaks inside a field are written as ``\\``, ``\t``, ``\n`` and
+    ``\r``, so text from a client (a name typed at sign-in) cannot forge columns or lines.
+    """
+    table = {ord("\\"): "\\\\", ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r"}
+    sys.stdout.write("\t".join(str(f).translate(table) for f in fields) + "\n")
+
+
 def _read_password(password_stdin: bool, confirm: bool = True) -> str:
     if password_stdin:
         value = sys.stdin.readline().rstrip("\n")
@@ -102,8 +112,8 @@ def user_list() -> None:
     with Session(store.engine) as s:
         rows = user_dicts(s)
     for u in rows:
-        out.print(f"{u['name']}\t{u['role']}\t{u['site'] or '-'}\t{'active' if u['active'] else 'disabled'}"
-                  f"\t{u['locked_until'] or '-'}\t{u['last_login'] or '-'}", markup=False)
+        _tsv(u["name"], u["role"], u["site"] or "-", "active" if u["active"] else "disabled",
+             u["locked_until"] or "-", u["last_login"] or "-")
 
 
 @user_app.command("passwd")
@@ -199,8 +209,7 @@ def audit_list(
     store.require_ready()
     with Session(store.engine) as s:
         rows = audit_rows(s, limit=limit, entity=entity)
-    out.print("id\tat\tactor\trole\taction\tentity\tentity_id\tstudy\tsite\tbefore\tafter", markup=False)
+    keys = ("id", "at", "actor", "role", "action", "entity", "entity_id", "study", "site", "before", "after")
+    _tsv(*keys)
     for e in rows:
-        out.print("\t".join("" if e[k] is None else str(e[k]) for k in
-                            ("id", "at", "actor", "role", "action", "entity", "entity_id", "study", "site",
-                             "before", "after")), markup=False)
+        _tsv(*("" if e[k] is None else str(e[k]) for k in keys))

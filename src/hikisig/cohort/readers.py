@@ -23,7 +23,7 @@ import pandas as pd
 
 from hikisig.cohort.cells import CellBlock, parse_cells, parse_na_values
 from hikisig.cohort.metadata import canonical_field, parse_metadata
-from hikisig.errors import InputError, Problem, ProblemCollector
+from hikisig.errors import HikisigError, InputError, Problem, ProblemCollector
 
 __all__ = [
     "FORMATS",
@@ -658,7 +658,15 @@ def read_measurements(path: str | Path, fmt: str = "auto",
     if fmt not in FORMATS:
         raise _fail(str(path), f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
     opts = options or ReadOptions()
-    chosen = detect_format(p) if fmt == "auto" else fmt
-    if p.is_dir() and chosen != "w4m":
-        raise _fail(str(path), "is a folder (only the w4m format reads a folder)")
-    return _READERS[chosen](p, opts)
+    chosen = fmt
+    try:
+        chosen = detect_format(p) if fmt == "auto" else fmt
+        if p.is_dir() and chosen != "w4m":
+            raise _fail(str(path), "is a folder (only the w4m format reads a folder)")
+        return _READERS[chosen](p, opts)
+    except HikisigError:
+        raise
+    except Exception as exc:  # a corrupt parquet/gzip/zip/xlsx: the libraries raise many kinds
+        detail = (str(exc) or type(exc).__name__).splitlines()[0][:300]
+        what = "cannot be read" if chosen == "auto" else f"cannot be read as {chosen}"
+        raise _fail(str(path), f"{what}: {detail}") from exc

@@ -23,7 +23,7 @@ from hikisig.cohort.store import Store
 from hikisig.errors import HikisigError
 
 __all__ = ["LOCK_MINUTES", "MAX_FAILURES", "MIN_PASSWORD", "SignIn", "add_user", "check_password_rules",
-           "hash_password", "set_password", "sign_in", "unlock_user", "verify_password"]
+           "hash_password", "precheck", "set_password", "sign_in", "unlock_user", "verify_password"]
 
 #: Consecutive failures that lock an account.
 MAX_FAILURES = 5
@@ -81,10 +81,11 @@ def add_user(store: Store, name: str, role: str, password: str, *, site: str | N
     if role == "clinician" and not site:
         raise HikisigError("a clinician needs --site (the site code whose participants they see)")
     check_password_rules(password, name)
+    digest = hash_password(password)
     with store.session() as s:
         if s.scalar(select(func.count()).select_from(schema.User).where(schema.User.name == name)):
             raise HikisigError(f"user {name!r} exists already")
-        user = schema.User(name=name, role=role, site=site or None, password_hash=hash_password(password),
+        user = schema.User(name=name, role=role, site=site or None, password_hash=digest,
                            active=True, failed_logins=0)
         s.add(user)
         s.flush()
@@ -126,6 +127,20 @@ def _get(s: Session, name: str) -> schema.User:
     return user
 
 
+def precheck(store: Store, name: str, password: str) -> tuple[str | None, bool]:
+    """Verify a password outside any write transaction (argon2 is slow on purpose).
+
+    Returns the hash that was checked and whether it matched; hand both to
+    :func:`sign_in`, which re-verifies only if the stored hash changed meanwhile.
+    """
+    with Session(store.engine) as s:
+        stored = s.scalar(select(schema.User.password_hash).where(schema.User.name == name))
+    if stored is None:
+        verify_password(_DUMMY, password)
+        return None, False
+    return stored, verify_password(stored, password)
+
+
 @dataclass
 class SignIn:
     """Outcome of :func:`sign_in`: the user, or why not."""
@@ -134,8 +149,12 @@ class SignIn:
     reason: str = ""
 
 
-def sign_in(s: Session, name: str, password: str, *, ip: str = "") -> SignIn:
+def sign_in(s: Session, name: str, password: str, *, ip: str = "",
+            checked: tuple[str | None, bool] | None = None) -> SignIn:
     """Check a name and password in the caller's transaction, counting failures.
+
+    ``checked`` is the result of :func:`precheck`, so that the slow hash is not
+    computed while the caller holds a write lock.
 
     Every attempt is audited (``login`` or ``login_failed``; ``lockout`` when
     the account becomes locked). The reason is for the audit trail; show
@@ -144,7 +163,8 @@ def sign_in(s: Session, name: str, password: str, *, ip: str = "") -> SignIn:
     now = _now()
     user = s.scalar(select(schema.User).where(schema.User.name == name))
     if user is None:
-        verify_password(_DUMMY, password)
+        if checked is None:
+            verify_password(_DUMMY, password)
         append_event(s, actor=name[:100] or "-", role="-", action="login_failed", entity="user",
                      entity_id=name[:200], after={"reason": "unknown user", "ip": ip})
         return SignIn(None, "unknown user")
@@ -156,7 +176,11 @@ def sign_in(s: Session, name: str, password: str, *, ip: str = "") -> SignIn:
         append_event(s, actor=user.name, role=user.role, action="login_failed", entity="user",
                      entity_id=user.name, after={"reason": "locked", "ip": ip})
         return SignIn(None, "locked")
-    if not verify_password(user.password_hash, password):
+    if checked is not None and checked[0] == user.password_hash:
+        matches = checked[1]
+    else:
+        matches = verify_password(user.password_hash, password)
+    if not matches:
         user.failed_logins = (user.failed_logins or 0) + 1
         append_event(s, actor=user.name, role=user.role, action="login_failed", entity="user",
                      entity_id=user.name, after={"reason": "wrong password", "ip": ip,

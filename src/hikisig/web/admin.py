@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from hikisig.cohort import schema
 from hikisig.cohort.audit import verify_chain
@@ -15,7 +16,7 @@ from hikisig.cohort.users import add_user, unlock_user
 from hikisig.errors import HikisigError
 from hikisig.web.context import Ctx, require, writing
 from hikisig.web.render import page, see_other
-from hikisig.web.services import audit
+from hikisig.web.services import audit, printable
 
 __all__ = ["audit_rows", "create_site", "create_study", "create_user", "router", "user_dicts"]
 
@@ -52,6 +53,7 @@ def create_study(request: Request, ctx: Ctx, name: str, description: str | None)
     name = name.strip()
     if not name or len(name) > 200:
         raise HTTPException(422, "a study name needs 1-200 characters")
+    printable(name, "the study name")
     with writing(request) as s:
         if s.scalar(select(func.count()).select_from(schema.Study).where(schema.Study.name == name)):
             raise HTTPException(409, f"study {name!r} exists already")
@@ -67,6 +69,8 @@ def create_site(request: Request, ctx: Ctx, study: str, code: str, name: str | N
     code = code.strip()
     if not code or len(code) > 100:
         raise HTTPException(422, "a site code needs 1-100 characters")
+    printable(code, "the site code")
+    printable(name, "the site name")
     with writing(request) as s:
         st = s.scalar(select(schema.Study).where(schema.Study.name == study))
         if st is None:
@@ -98,9 +102,9 @@ def users_page(request: Request, ctx: UserViewer) -> Response:
 async def users_create(request: Request, ctx: AdminWrite) -> Response:
     form = await request.form()
     vals = {k: str(form.get(k, ""))[:1000] for k in ("name", "role", "site", "password")}
-    try:
-        create_user(request, ctx, vals["name"].strip(), vals["role"], vals["site"].strip() or None,
-                    vals["password"])
+    try:  # in a worker thread: the password hash and the write lock must not stop the event loop
+        await run_in_threadpool(create_user, request, ctx, vals["name"].strip(), vals["role"],
+                                vals["site"].strip() or None, vals["password"])
     except HTTPException as exc:
         with Session(request.app.state.store.engine) as s:
             users = user_dicts(s)
@@ -139,16 +143,16 @@ def studies_page(request: Request, ctx: Admin) -> Response:
 @router.post("/admin/studies", response_class=HTMLResponse)
 async def studies_create(request: Request, ctx: AdminWrite) -> Response:
     form = await request.form()
-    create_study(request, ctx, str(form.get("name", ""))[:300],
-                 str(form.get("description", ""))[:2000] or None)
+    await run_in_threadpool(create_study, request, ctx, str(form.get("name", ""))[:300],
+                            str(form.get("description", ""))[:2000] or None)
     return see_other("/admin/studies")
 
 
 @router.post("/admin/sites", response_class=HTMLResponse)
 async def sites_create(request: Request, ctx: AdminWrite) -> Response:
     form = await request.form()
-    create_site(request, ctx, str(form.get("study", ""))[:300], str(form.get("code", ""))[:300],
-                str(form.get("name", ""))[:300] or None)
+    await run_in_threadpool(create_site, request, ctx, str(form.get("study", ""))[:300],
+                            str(form.get("code", ""))[:300], str(form.get("name", ""))[:300] or None)
     return see_other("/admin/studies")
 
 
@@ -169,7 +173,8 @@ def audit_rows(s: Session, *, before_id: int | None = None, limit: int = 100,
 
 
 @router.get("/audit", response_class=HTMLResponse)
-def audit_page(request: Request, ctx: Auditor, before: int | None = None, entity: str | None = None,
+def audit_page(request: Request, ctx: Auditor,
+               before: Annotated[int | None, Query(ge=1, le=2**62)] = None, entity: str | None = None,
                actor: str | None = None, verify: int = 0) -> Response:
     with Session(request.app.state.store.engine) as s:
         rows = audit_rows(s, before_id=before, entity=(entity or None), actor=(actor or None))

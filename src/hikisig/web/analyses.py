@@ -11,9 +11,10 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from hikisig.cohort import schema
-from hikisig.web.context import Ctx, require, writing
+from hikisig.web.context import Ctx, RowId, require, writing
 from hikisig.web.render import page, see_other
 from hikisig.web.services import audit, pseudonym, pseudonym_key
 
@@ -186,17 +187,17 @@ async def new_analysis(request: Request, ctx: AnalystWrite) -> Response:
     form = await request.form()
     study = str(form.get("study", ""))[:200]
     options = parse_job_options({k: str(form.get(k, ""))[:20] for k in JOB_OPTIONS if k in form})
-    job_id = start_job(request, ctx, study, options)
+    job_id = await run_in_threadpool(start_job, request, ctx, study, options)  # off the event loop
     return see_other(f"/analyses/{job_id}")
 
 
 @router.get("/analyses/{job_id}", response_class=HTMLResponse)
-def analysis_page(request: Request, job_id: int, ctx: Viewer) -> Response:
+def analysis_page(request: Request, job_id: RowId, ctx: Viewer) -> Response:
     return page(request, "analysis.html", ctx, job=job_dict(get_job(request, job_id)))
 
 
 @router.get("/analyses/{job_id}/progress", response_class=HTMLResponse)
-def analysis_progress(request: Request, job_id: int, ctx: Viewer) -> Response:
+def analysis_progress(request: Request, job_id: RowId, ctx: Viewer) -> Response:
     return page(request, "_job_progress.html", ctx, job=job_dict(get_job(request, job_id)))
 
 
@@ -211,7 +212,7 @@ def _report_path(request: Request, job_id: int) -> Path:
 
 
 @router.get("/analyses/{job_id}/report")
-def analysis_report(request: Request, job_id: int, ctx: Viewer) -> Response:
+def analysis_report(request: Request, job_id: RowId, ctx: Viewer) -> Response:
     path = _report_path(request, job_id)
     with writing(request) as s:
         audit(s, ctx, "view", "report", job_id)
@@ -243,9 +244,10 @@ def register_model(request: Request, ctx: Ctx, job_id: int, kind: str, name: str
 
 
 @router.post("/analyses/{job_id}/register")
-async def register(request: Request, job_id: int, ctx: AnalystWrite) -> Response:
+async def register(request: Request, job_id: RowId, ctx: AnalystWrite) -> Response:
     form = await request.form()
-    register_model(request, ctx, job_id, str(form.get("kind", ""))[:20], str(form.get("name", ""))[:200])
+    await run_in_threadpool(register_model, request, ctx, job_id, str(form.get("kind", ""))[:20],
+                            str(form.get("name", ""))[:200])
     return see_other("/models")
 
 
@@ -257,7 +259,7 @@ def models_page(request: Request, ctx: Viewer) -> Response:
 
 
 @router.get("/models/{model_id}/card", response_class=HTMLResponse)
-def model_card(request: Request, model_id: int, ctx: CardViewer) -> Response:
+def model_card(request: Request, model_id: RowId, ctx: CardViewer) -> Response:
     with Session(request.app.state.store.engine) as s:
         m = s.get(schema.RegisteredModel, model_id)
     if m is None:

@@ -22,13 +22,14 @@ from hikisig.assess.definition import instrument_ids, load_instrument
 from hikisig.cohort import schema
 from hikisig.cohort.audit import verify_chain
 from hikisig.cohort.readers import FORMATS
-from hikisig.cohort.users import sign_in
+from hikisig.cohort.users import precheck, sign_in
 from hikisig.web import admin as admin_ops
 from hikisig.web import analyses as analysis_ops
 from hikisig.web.auth import client_ip, set_session_cookie
 from hikisig.web.context import (
     SESSION_COOKIE,
     Ctx,
+    VisitNo,
     csrf_ok,
     current,
     end_session,
@@ -204,8 +205,9 @@ def api_login(request: Request, body: Credentials) -> Response:
     throttle = request.app.state.throttle
     if throttle.blocked(ip):
         raise HTTPException(429, "too many failed sign-ins from this address")
+    checked = precheck(request.app.state.store, body.username.strip(), body.password)
     with writing(request) as s:
-        result = sign_in(s, body.username.strip(), body.password, ip=ip)
+        result = sign_in(s, body.username.strip(), body.password, ip=ip, checked=checked)
         if result.user is None:
             throttle.failed(ip)
             token = None
@@ -297,7 +299,7 @@ def api_add_visit(request: Request, pid: Id, body: VisitIn,
 
 
 @router.put("/participants/{pid}/visits/{vi}/assessments/{instrument}", response_model=Scored)
-def api_assess(request: Request, pid: Id, vi: Id, instrument: Annotated[str, Path(max_length=50)],
+def api_assess(request: Request, pid: Id, vi: VisitNo, instrument: Annotated[str, Path(max_length=50)],
                body: AnswersIn, ctx: Annotated[Ctx, _writer("clinician")]) -> Scored:
     """Store (or replace) a questionnaire at a visit and return its scores."""
     inst = instrument_or_404(instrument)
@@ -317,7 +319,7 @@ def api_assess(request: Request, pid: Id, vi: Id, instrument: Annotated[str, Pat
 
 
 @router.put("/participants/{pid}/visits/{vi}/criteria", response_model=CriteriaOut)
-def api_criteria(request: Request, pid: Id, vi: Id, body: CriteriaIn,
+def api_criteria(request: Request, pid: Id, vi: VisitNo, body: CriteriaIn,
                  ctx: Annotated[Ctx, _writer("clinician")]) -> CriteriaOut:
     """Store (or replace) the criteria checklist at a visit; returns status and severity."""
     inputs, errors = validate_criteria({k: str(v) for k, v in body.model_dump().items()})
@@ -383,10 +385,13 @@ async def api_labs(request: Request, ctx: Annotated[Ctx, _writer("analyst")],
         body.update({"values": res.n_written, "unchanged": res.n_unchanged, "replaced": res.n_replaced,
                      "skipped": res.skipped, "import_id": res.import_id, "uncatalogued": res.uncatalogued})
         if checked.ok and not dry_run:
-            with writing(request) as s:
-                audit(s, ctx, "import", "measurements", res.import_id, study=study,
-                      after={"file": checked.file, "sha256": res.sha256, "values_written": res.n_written,
-                             "skipped": res.skipped})
+            def log() -> None:  # in a worker thread: the write lock must not stop the event loop
+                with writing(request) as s:
+                    audit(s, ctx, "import", "measurements", res.import_id, study=study,
+                          after={"file": checked.file, "sha256": res.sha256, "values_written": res.n_written,
+                                 "skipped": res.skipped})
+
+            await run_in_threadpool(log)
     return JSONResponse(body, status_code=200 if checked.ok else 422)
 
 

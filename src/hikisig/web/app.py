@@ -64,6 +64,21 @@ class WebSettings:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def number(value: Any) -> str:
+    """A score as people write it: ``50.0`` -> ``50``, ``12.5`` -> ``12.5`` (template filter ``num``).
+
+    Examples
+    --------
+    >>> number(50.0), number(12.5), number(7), number(None)
+    ('50', '12.5', '7', '')
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return f"{value:g}"
+
+
 def _package_dir(name: str) -> Path:
     return Path(str(resources.files("hikisig.web") / name))
 
@@ -104,6 +119,7 @@ def create_app(db: str | None = None, settings: WebSettings | None = None) -> Fa
     app.state.jobs = JobRunner(store, settings.work_dir, workers=settings.job_workers)
     templates = Jinja2Templates(directory=str(_package_dir("templates")))
     templates.env.globals["version"] = __version__
+    templates.env.filters["num"] = number
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=str(_package_dir("static"))), name="static")
 

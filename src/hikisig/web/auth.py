@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from hikisig.cohort.users import LOCK_MINUTES, MAX_FAILURES, sign_in
+from hikisig.cohort.users import LOCK_MINUTES, MAX_FAILURES, precheck, sign_in
 from hikisig.web.context import (
     SESSION_COOKIE,
     Ctx,
@@ -81,8 +81,9 @@ def login(request: Request, username: Annotated[str, Form(max_length=100)],
     throttle = request.app.state.throttle
     if throttle.blocked(ip):
         return again("Too many failed sign-ins from this address: wait a few minutes.", 429)
+    checked = precheck(request.app.state.store, username.strip(), password)
     with writing(request) as s:
-        result = sign_in(s, username.strip(), password, ip=ip)
+        result = sign_in(s, username.strip(), password, ip=ip, checked=checked)
         if result.user is None:
             throttle.failed(ip)
             session = None

@@ -9,13 +9,15 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from hikisig.cohort import schema
-from hikisig.web.context import Ctx, current, require, writing
+from hikisig.web.context import Ctx, RowId, VisitNo, current, require, writing
 from hikisig.web.plots import history_plot
 from hikisig.web.predictions import latest_predictions
 from hikisig.web.render import page, see_other
 from hikisig.web.services import (
+    Found,
     add_visit,
     audit,
     create_participant,
@@ -31,6 +33,10 @@ from hikisig.web.services import (
 )
 
 __all__ = ["parse_date", "router"]
+
+# The form handlers below are ``async`` (they read the form); their store work (the SQLite write
+# lock, queries, scoring) runs in a worker thread: done on the event loop, a submission waiting for
+# the lock would stop the whole server until the current writer (say, a lab import) finishes.
 
 router = APIRouter(include_in_schema=False)
 Reader = Annotated[Ctx, Depends(current)]
@@ -75,11 +81,15 @@ async def new_participant(request: Request, ctx: Clinician) -> Response:
     except ValueError:
         return page(request, "participant_new.html", ctx, status_code=422, studies=_studies(request),
                     error=f"birth year {values['birth_year']!r}: expected a year such as 1998", values=values)
-    try:
+
+    def create() -> int:
         with writing(request) as s:
             f = create_participant(s, ctx, study=values["study"], code=values["code"],
                                    sex=values["sex"] or None, birth_year=by, group=values["group"] or None)
-            pid = f.participant.id
+            return f.participant.id
+
+    try:
+        pid = await run_in_threadpool(create)
     except HTTPException as exc:
         if exc.status_code == 403:
             raise
@@ -89,7 +99,7 @@ async def new_participant(request: Request, ctx: Clinician) -> Response:
 
 
 @router.get("/participants/{pid}", response_class=HTMLResponse)
-def participant_page(request: Request, pid: int, ctx: Reader) -> Response:
+def participant_page(request: Request, pid: RowId, ctx: Reader) -> Response:
     with writing(request) as s:
         f = load_participant(s, ctx, pid)
         tl = timeline(s, f)
@@ -103,12 +113,16 @@ def participant_page(request: Request, pid: int, ctx: Reader) -> Response:
 
 
 @router.post("/participants/{pid}/visits")
-async def new_visit(request: Request, pid: int, ctx: Clinician) -> Response:
+async def new_visit(request: Request, pid: RowId, ctx: Clinician) -> Response:
     form = await request.form()
     date = parse_date(str(form.get("visit_date", ""))[:20])
-    with writing(request) as s:
-        f = load_participant(s, ctx, pid, write=True)
-        add_visit(s, ctx, f, date)
+
+    def add() -> None:
+        with writing(request) as s:
+            f = load_participant(s, ctx, pid, write=True)
+            add_visit(s, ctx, f, date)
+
+    await run_in_threadpool(add)
     return see_other(f"/participants/{pid}")
 
 
@@ -119,7 +133,7 @@ def _answers_of(s: Session, visit: schema.Visit, instrument: str) -> dict[str, A
 
 
 @router.get("/participants/{pid}/visits/{vi}/assess/{instrument}", response_class=HTMLResponse)
-def assess_form(request: Request, pid: int, vi: int, instrument: str, ctx: Reader,
+def assess_form(request: Request, pid: RowId, vi: VisitNo, instrument: str, ctx: Reader,
                 saved: int = 0) -> Response:
     inst = instrument_or_404(instrument)
     with writing(request) as s:
@@ -135,16 +149,21 @@ def assess_form(request: Request, pid: int, vi: int, instrument: str, ctx: Reade
 
 
 @router.post("/participants/{pid}/visits/{vi}/assess/{instrument}", response_class=HTMLResponse)
-async def assess_save(request: Request, pid: int, vi: int, instrument: str, ctx: Clinician) -> Response:
+async def assess_save(request: Request, pid: RowId, vi: VisitNo, instrument: str, ctx: Clinician) -> Response:
     inst = instrument_or_404(instrument)
     form = await request.form()
     given = {c: str(form.get(c, ""))[:20] for c in inst.item_columns}
-    answers, errors = validate_answers(inst, given)
-    with writing(request) as s:
-        f = load_participant(s, ctx, pid, write=True)
-        v = get_visit(s, f, vi)
-        if not errors:
-            save_assessment(s, ctx, f, v, inst, answers)
+
+    def save() -> tuple[Found, dict[str, str]]:
+        answers, errors = validate_answers(inst, given)
+        with writing(request) as s:
+            f = load_participant(s, ctx, pid, write=True)
+            v = get_visit(s, f, vi)
+            if not errors:
+                save_assessment(s, ctx, f, v, inst, answers)
+        return f, errors
+
+    f, errors = await run_in_threadpool(save)
     if errors:
         return page(request, "assess.html", ctx, status_code=422, inst=inst,
                     p={"id": pid, "code": f.participant.code}, visit=vi, answers=given, errors=errors,
@@ -153,7 +172,7 @@ async def assess_save(request: Request, pid: int, vi: int, instrument: str, ctx:
 
 
 @router.get("/participants/{pid}/visits/{vi}/criteria", response_class=HTMLResponse)
-def criteria_form(request: Request, pid: int, vi: int, ctx: Reader, saved: int = 0) -> Response:
+def criteria_form(request: Request, pid: RowId, vi: VisitNo, ctx: Reader, saved: int = 0) -> Response:
     with writing(request) as s:
         f = load_participant(s, ctx, pid)
         v = get_visit(s, f, vi)
@@ -174,16 +193,21 @@ def criteria_form(request: Request, pid: int, vi: int, ctx: Reader, saved: int =
 
 
 @router.post("/participants/{pid}/visits/{vi}/criteria", response_class=HTMLResponse)
-async def criteria_save(request: Request, pid: int, vi: int, ctx: Clinician) -> Response:
+async def criteria_save(request: Request, pid: RowId, vi: VisitNo, ctx: Clinician) -> Response:
     form = await request.form()
     given = {k: str(form.get(k, ""))[:20] for k in ("days_out_per_week", "rarely_leaves_room",
                                                       "months_isolated", "impairment", "distress")}
-    inputs, errors = validate_criteria(given)
-    with writing(request) as s:
-        f = load_participant(s, ctx, pid, write=True)
-        v = get_visit(s, f, vi)
-        if not errors:
-            save_criteria(s, ctx, f, v, inputs)
+
+    def save() -> tuple[Found, dict[str, str]]:
+        inputs, errors = validate_criteria(given)
+        with writing(request) as s:
+            f = load_participant(s, ctx, pid, write=True)
+            v = get_visit(s, f, vi)
+            if not errors:
+                save_criteria(s, ctx, f, v, inputs)
+        return f, errors
+
+    f, errors = await run_in_threadpool(save)
     if errors:
         return page(request, "criteria.html", ctx, status_code=422, p={"id": pid, "code": f.participant.code},
                     visit=vi, values=given, errors=errors, result=None, saved=False, readonly=False)

@@ -20,19 +20,24 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from hikisig.cohort import schema
 from hikisig.cohort.store import Store
 
-__all__ = ["SESSION_COOKIE", "Ctx", "LoginThrottle", "NotSignedInError", "csrf_ok", "current", "end_session",
-           "new_session", "require", "token_hash", "writing"]
+__all__ = ["SESSION_COOKIE", "Ctx", "LoginThrottle", "NotSignedInError", "RowId", "VisitNo", "csrf_ok",
+           "current", "end_session", "new_session", "require", "token_hash", "writing"]
 
 SESSION_COOKIE = "hikisig_session"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+#: An object id in a URL path: a number the database can hold (anything else is a 422, not a crash).
+RowId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+#: A visit number in a URL path (visit 0 is the baseline visit of imported data).
+VisitNo = Annotated[int, Path(ge=0, le=2_147_483_647)]
 
 
 class NotSignedInError(Exception):

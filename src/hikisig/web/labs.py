@@ -5,9 +5,12 @@ from __future__ import annotations
 from contextlib import nullcontext
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, UploadFile
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
+
+# request.form() yields Starlette's UploadFile (FastAPI's is a subclass that forms never produce)
+from starlette.datastructures import UploadFile
 
 from hikisig.cohort.readers import FORMATS
 from hikisig.web.context import Ctx, require, writing
@@ -66,11 +69,14 @@ async def do_import(request: Request, ctx: AnalystWrite) -> Response:
     discard(settings.work_dir, token)
     res = getattr(checked, "result", None)
     if getattr(checked, "ok", False) and res is not None:
-        with writing(request) as s:
-            audit(s, ctx, "import", "measurements", res.import_id, study=study,
-                  after={"file": path.name, "sha256": res.sha256, "samples": res.n_samples,
-                         "analytes": res.n_analytes, "values_written": res.n_written,
-                         "skipped": res.skipped})
+        def log() -> None:  # in a worker thread: the write lock must not stop the event loop
+            with writing(request) as s:
+                audit(s, ctx, "import", "measurements", res.import_id, study=study,
+                      after={"file": path.name, "sha256": res.sha256, "samples": res.n_samples,
+                             "analytes": res.n_analytes, "values_written": res.n_written,
+                             "skipped": res.skipped})
+
+        await run_in_threadpool(log)
     return page(request, "labs_done.html", ctx, status_code=200 if getattr(checked, "ok", False) else 422,
                 checked=checked, study=study)
 

@@ -37,11 +37,17 @@ def see_other(url: str) -> RedirectResponse:
 def safe_next(target: str | None, default: str) -> str:
     """A redirect target that stays on this site (a path, not ``//host`` or a URL).
 
+    Browsers read ``\\`` as ``/`` and drop tabs and newlines, so ``/\\evil.example``
+    and ``/<TAB>/evil.example`` are refused too.
+
     Examples
     --------
     >>> safe_next("//evil.example/x", "/"), safe_next("/participants/3", "/")
     ('/', '/participants/3')
+    >>> safe_next("/\\\\evil.example", "/"), safe_next("/\\t/evil.example", "/")
+    ('/', '/')
     """
-    if not target or not target.startswith("/") or target.startswith("//") or "\\\\" in target:
+    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target)):
         return default
     return target

@@ -37,7 +37,7 @@ from hikisig.errors import InputError
 from hikisig.web.context import Ctx
 
 __all__ = ["CLINICAL_READ", "CLINICAL_WRITE", "Found", "add_visit", "audit", "create_participant",
-           "get_visit", "list_participants", "load_participant", "participant_dict", "pseudonym",
+           "get_visit", "list_participants", "load_participant", "participant_dict", "printable", "pseudonym",
            "pseudonym_key", "save_assessment", "save_criteria", "timeline", "validate_answers",
            "validate_criteria"]
 
@@ -45,6 +45,12 @@ CLINICAL_READ = ("clinician", "auditor")
 CLINICAL_WRITE = ("clinician",)
 CRITERIA_FIELDS = ("days_out_per_week", "rarely_leaves_room", "months_isolated", "impairment",
                    "distress")
+
+
+def printable(value: str | None, what: str) -> None:
+    """422 when a name or code has control characters (the API's schemas refuse them; so do the forms)."""
+    if value and any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in value):
+        raise HTTPException(422, f"{what} contains control characters (tabs, line breaks, ...)")
 
 
 def audit(s: Session, ctx: Ctx, action: str, entity: str, entity_id: Any = None, *,
@@ -122,6 +128,8 @@ def create_participant(s: Session, ctx: Ctx, *, study: str, code: str, sex: str 
     code = code.strip()
     if not code:
         raise HTTPException(422, "the participant code is empty")
+    printable(code, "the participant code")
+    printable(group, "the group")
     site_row = s.scalar(select(schema.Site).where(schema.Site.study_id == st.id,
                                                   schema.Site.code == site))
     if site_row is None:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import HTTPException, UploadFile
+from fastapi import HTTPException
+from starlette.datastructures import UploadFile
 
 from hikisig.cohort.importer import ImportResult, import_measurements
 from hikisig.cohort.readers import FORMATS, ReadOptions, read_measurements
@@ -92,6 +93,17 @@ def discard(work_dir: Path, token: str) -> None:
         shutil.rmtree(_uploads(work_dir) / token, ignore_errors=True)
 
 
+def _read(path: Path, fmt: str) -> Any:
+    """Read an uploaded file; a file no reader can parse is the uploader's problem, not a server error."""
+    try:
+        return read_measurements(path, fmt, ReadOptions())
+    except HikisigError:
+        raise
+    except Exception as exc:  # corrupt parquet/gzip/zip and the like: libraries raise many kinds
+        detail = (str(exc) or type(exc).__name__).replace(str(path.parent), "")
+        raise HikisigError(f"cannot read {path.name}: {detail[:300]}") from exc
+
+
 def check_staged(store: Store, path: Path, token: str, *, study: str, fmt: str = "auto",
                  replace: bool = False, commit: bool = False) -> Checked:
     """Read and check a staged file against the store; with ``commit``, import it."""
@@ -99,7 +111,7 @@ def check_staged(store: Store, path: Path, token: str, *, study: str, fmt: str =
         raise HTTPException(422, f"unknown format {fmt!r} (expected {', '.join(FORMATS)})")
     out = Checked(token=token, file=path.name)
     try:
-        table = read_measurements(path, fmt, ReadOptions())
+        table = _read(path, fmt)
         out.n_samples, out.n_analytes = table.values.shape
         names = [str(n) for n in table.variables["name"].tolist()[:8]]
         out.columns = ["sample", *names]
