@@ -91,3 +91,13 @@ def test_production_password_profile():
     code = "from hikisig.cohort.users import hash_password; print(hash_password('a long password'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+
+
+def test_spawned_workers_do_not_rerun_the_command():
+    """Analysis workers are spawned; re-importing ``python -m hikisig``'s main module must not run the CLI."""
+    import subprocess
+    import sys
+
+    code = "import runpy; runpy.run_module('hikisig.__main__', run_name='__mp_main__'); print('imported')"
+    r = subprocess.run([sys.executable, "-c", code, "serve"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "imported", r.stderr
