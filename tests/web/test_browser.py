@@ -268,3 +268,32 @@ def test_analyst_uploads_lab_file(browser: Any, live_clinic: tuple[Clinic, str])
         context.close()
     watch.assert_clean(expected_bad=[(422, "POST", "/labs/preview")])
     assert {"/labs", "/labs/preview", "/labs/import", "/login?next=%2Fparticipants"} <= set(watch.pages)
+
+
+def test_questionnaire_entry_fits_a_tablet(browser: Any, live_clinic: tuple[Clinic, str]) -> None:
+    """On a portrait tablet (768 x 1024, touch) the pages need no sideways scrolling and every
+    answer choice is a touch target at least 44 px high."""
+    clinic, url = live_clinic
+    context = browser.new_context(base_url=url, viewport={"width": 768, "height": 1024}, has_touch=True,
+                                  is_mobile=True, device_scale_factor=2)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    watch = Watch(url)
+    watch.attach(page)
+    try:
+        page.goto("/")
+        _sign_in(page, "docA", "/participants")
+        for path in (f"/participants/{clinic.pid_a}", f"/participants/{clinic.pid_a}/visits/1/assess/hq25",
+                     f"/participants/{clinic.pid_a}/visits/1/criteria", "/participants/new"):
+            page.goto(path)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 768, (path, width)
+        page.goto(f"/participants/{clinic.pid_a}/visits/1/assess/hq25")
+        heights = page.eval_on_selector_all("label.choice",
+                                            "els => els.map(e => e.getBoundingClientRect().height)")
+        assert len(heights) == 25 * 5 and min(heights) >= 44, min(heights)
+        page.tap("input[name=item1][value='3']")
+        assert _checked(page) == {1: 3}
+        watch.assert_clean()
+    finally:
+        context.close()
