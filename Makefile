@@ -26,11 +26,14 @@ lint: install  ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: install  ## benchmarks (timings belong here, not in tests)
+bench: install  ## benchmarks (timings belong here, not in tests; about 1.5 hours; HIKISIG_BENCH_DIR: 8 GB of scratch space)
 	$(BIN)/python benchmarks/bench_import.py
 	$(BIN)/python benchmarks/bench_synth.py
 	$(BIN)/python benchmarks/bench_stats.py
+	$(BIN)/python benchmarks/bench_scale_parquet.py
+	$(BIN)/python benchmarks/bench_scale_permutation.py
 	$(BIN)/python benchmarks/bench_demo.py
+	$(BIN)/python benchmarks/bench_web_load.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache demo-output

@@ -1,10 +1,17 @@
-"""One executor for every resampling loop: serial, loky (joblib) or Dask.
+"""One executor for every resampling loop and block computation: serial, loky (joblib) or Dask.
 
-CV repeats, bootstraps and permutations are written as ``engine.map(fn,
-tasks)``. Each task carries its own seed, drawn from
-``numpy.random.SeedSequence(root).spawn(n)``, so results are identical whatever
-the backend or the number of workers. Analysis code never imports Dask
-itself: it names a backend.
+CV repeats, bootstraps, permutations and blocks of analytes are written as
+``engine.map(fn, tasks)``. Each task carries its own seed, drawn from
+``numpy.random.SeedSequence(root).spawn(n)``, and results come back in task
+order, so they are identical whatever the backend or the number of workers.
+Analysis code never imports Dask itself: it names a backend.
+
+With ``backend="dask"`` an :class:`Engine` connects to the scheduler at
+``scheduler`` (``tcp://host:port``: an existing cluster), else uses the
+current ``distributed`` client (one the caller created), else starts a
+``LocalCluster`` of ``n_jobs`` worker processes (default: one per CPU). The
+client, and a cluster it started, live until :meth:`Engine.close` (or the end
+of a ``with`` block).
 
 Examples
 --------
@@ -15,10 +22,14 @@ True
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
+
+from hikisig.errors import HikisigError
 
 __all__ = ["BACKENDS", "Engine", "run_map", "spawn_seeds"]
 
@@ -27,6 +38,9 @@ BACKENDS = ("serial", "loky", "dask")
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+#: Seconds to wait for a Dask scheduler before giving up.
+CONNECT_TIMEOUT = 20
 
 
 def spawn_seeds(seed: int | np.random.SeedSequence, n: int) -> list[int]:
@@ -41,69 +55,160 @@ def spawn_seeds(seed: int | np.random.SeedSequence, n: int) -> list[int]:
     return [int(child.generate_state(1, dtype=np.uint32)[0]) for child in root.spawn(n)]
 
 
-def run_map(fn: Callable[[T], R], tasks: Iterable[T], *, backend: str = "serial",
-            n_jobs: int | None = None, scheduler: str | None = None) -> list[R]:
+def _shutdown(client: Any, cluster: Any) -> None:
+    """Close a client and the cluster an engine started."""
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r} (expected {', '.join(BACKENDS)})")
+
+
+def run_map(fn: Callable[..., R], tasks: Iterable[Any], *, backend: str = "serial",
+            n_jobs: int | None = None, scheduler: str | None = None, common: Any = None) -> list[R]:
     """Apply ``fn`` to every task and return the results in task order.
 
     Parameters
     ----------
     fn : callable
-        A picklable function of one task (for loky and Dask).
+        A picklable function of one task (for loky and Dask); with ``common``, of the
+        task and ``common``.
     tasks : iterable
         The tasks (each carrying its own seed when randomness is involved).
     backend : {"serial", "loky", "dask"}
         ``serial`` runs in this process; ``loky`` in joblib worker processes;
         ``dask`` on a Dask cluster: the scheduler at ``scheduler``
         (``tcp://host:port``), else the current ``distributed`` client, else a
-        new ``LocalCluster``.
+        new ``LocalCluster`` (closed on return).
     n_jobs : int, optional
-        Workers for loky (default: all CPUs).
+        Workers for loky, or of a new Dask ``LocalCluster`` (default: all CPUs).
     scheduler : str, optional
         Address of an existing Dask scheduler.
+    common : object, optional
+        Data every task needs (sent once to each Dask worker): ``fn(task, common)``.
     """
-    items = list(tasks)
-    if backend == "serial":
-        return [fn(t) for t in items]
-    if backend == "loky":
-        from joblib import Parallel, delayed
-
-        return list(Parallel(n_jobs=n_jobs or -1, backend="loky")(delayed(fn)(t) for t in items))
-    if backend == "dask":
-        from distributed import Client, get_client
-
-        if scheduler:
-            with Client(scheduler) as client:
-                return list(client.gather(client.map(fn, items, pure=False)))
-        try:
-            client = get_client()
-        except ValueError:
-            with Client(processes=False, dashboard_address=None) as own:
-                return list(own.gather(own.map(fn, items, pure=False)))
-        return list(client.gather(client.map(fn, items, pure=False)))
-    raise ValueError(f"unknown backend {backend!r} (expected {', '.join(BACKENDS)})")
+    with Engine(backend, n_jobs=n_jobs, scheduler=scheduler) as engine:
+        return engine.map(fn, tasks, common=common)
 
 
 class Engine:
     """A backend choice carried through an analysis.
 
+    Parameters
+    ----------
+    backend : {"serial", "loky", "dask"}
+    n_jobs : int, optional
+        Processes for loky; workers of a ``LocalCluster`` started for Dask (default:
+        the number of CPUs, one thread each).
+    scheduler : str, optional
+        Address of an existing Dask scheduler (``tcp://host:8786``).
+
     Examples
     --------
     >>> Engine("serial").map(abs, [-1, 2])
     [1, 2]
+    >>> with Engine("serial") as e:
+    ...     e.map(divmod, [7, 9], common=4)
+    [(1, 3), (2, 1)]
     """
 
     def __init__(self, backend: str = "serial", n_jobs: int | None = None,
                  scheduler: str | None = None) -> None:
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r} (expected {', '.join(BACKENDS)})")
+        _check_backend(backend)
+        if n_jobs is not None and n_jobs < 1:
+            raise ValueError(f"n_jobs must be at least 1 (got {n_jobs})")
         self.backend, self.n_jobs, self.scheduler = backend, n_jobs, scheduler
+        self._client: Any = None
+        self._cluster: Any = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
-    def map(self, fn: Callable[[T], R], tasks: Iterable[T]) -> list[R]:
-        """See :func:`run_map`."""
-        return run_map(fn, tasks, backend=self.backend, n_jobs=self.n_jobs,
-                       scheduler=self.scheduler)
+    # -- Dask ----------------------------------------------------------------------------------
+
+    def client(self) -> Any:
+        """The ``distributed.Client`` of a Dask engine (connected or started on first use)."""
+        if self.backend != "dask":
+            raise ValueError(f"a {self.backend!r} engine has no Dask client")
+        if self._client is not None:
+            return self._client
+        from distributed import Client, LocalCluster, get_client
+
+        if self.scheduler:
+            try:
+                self._client = Client(self.scheduler, timeout=f"{CONNECT_TIMEOUT}s")
+            except (OSError, TimeoutError) as exc:
+                raise HikisigError(f"cannot reach the Dask scheduler at {self.scheduler} "
+                                   f"within {CONNECT_TIMEOUT} s ({exc})") from exc
+            self._finalizer = weakref.finalize(self, _shutdown, self._client, None)
+            return self._client
+        try:
+            self._client = get_client()
+            return self._client
+        except ValueError:
+            pass
+        workers = self.n_jobs or os.cpu_count() or 1
+        self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                     dashboard_address=None)
+        self._client = Client(self._cluster)
+        # an engine dropped without close() (e.g. a backend name given to a model) still
+        # shuts its cluster down
+        self._finalizer = weakref.finalize(self, _shutdown, self._client, self._cluster)
+        return self._client
+
+    def _dask_map(self, fn: Callable[..., R], items: list[Any], common: Any) -> list[R]:
+        client = self.client()
+        if not items:
+            return []
+        # task data goes straight to the workers (not through the task graph); results
+        # are gathered in task order, so they do not depend on which worker ran what
+        data = client.scatter(items, hash=False)
+        if common is None:
+            futures = client.map(fn, data, pure=False)
+        else:
+            shared = client.scatter(common, broadcast=True, hash=False)
+            futures = client.map(fn, data, [shared] * len(items), pure=False)
+        try:
+            return list(client.gather(futures))
+        finally:
+            for f in futures:
+                f.release()
+
+    # -- all backends --------------------------------------------------------------------------
+
+    def map(self, fn: Callable[..., R], tasks: Iterable[Any], common: Any = None) -> list[R]:
+        """``[fn(t) for t in tasks]`` (or ``fn(t, common)``) on the engine's backend, in order.
+
+        See :func:`run_map`.
+        """
+        items = list(tasks)
+        if self.backend == "serial":
+            return [fn(t) if common is None else fn(t, common) for t in items]
+        if self.backend == "loky":
+            from joblib import Parallel, delayed
+
+            calls = (delayed(fn)(t) if common is None else delayed(fn)(t, common) for t in items)
+            return list(Parallel(n_jobs=self.n_jobs or -1, backend="loky")(calls))
+        return self._dask_map(fn, items, common)
+
+    def close(self) -> None:
+        """Close the client and any cluster this engine started (not a caller's client)."""
+        finalizer = self._finalizer
+        self._client = self._cluster = self._finalizer = None
+        if finalizer is not None:
+            finalizer()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update(_client=None, _cluster=None, _finalizer=None)
+        return state
 
     def __repr__(self) -> str:
         return f"Engine({self.backend!r})"
-
-

@@ -15,7 +15,8 @@ from hikisig.errors import HikisigError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["discriminate_cmd", "predict_cmd", "severity_cmd", "signature_cmd", "stratify_cmd"]
+__all__ = ["discriminate_cmd", "open_engine", "predict_cmd", "severity_cmd", "signature_cmd",
+           "stratify_cmd"]
 
 model_app = typer.Typer(help="Build and validate models; each writes a model folder with "
                         "metrics, tables, the skops model and its model card.\n\n"
@@ -27,15 +28,31 @@ FileArg = Annotated[Path | None, typer.Argument(
     help="Wide CSV (id, metadata, analytes); omit to read the store (--db).")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Model folder to write.")]
 EngineOpt = Annotated[str, typer.Option("--engine", help="serial|loky|dask (same results).")]
+SchedulerOpt = Annotated[str | None, typer.Option(
+    help="Address of an existing Dask scheduler, e.g. tcp://host:8786 (with --engine dask).")]
+WorkersOpt = Annotated[int | None, typer.Option(
+    min=1, help="Worker processes: loky, or the local Dask cluster started when no --scheduler "
+                "is given (default: one per CPU).")]
 
 
-def _engine(name: str, scheduler: str | None) -> Any:
-    from hikisig.engine import Engine
+def open_engine(name: str, scheduler: str | None, workers: int | None = None) -> Any:
+    """The :class:`~hikisig.engine.Engine` of ``--engine``, ``--scheduler`` and ``--workers``
+    (use it in a ``with`` block: a local Dask cluster it starts is closed at the end)."""
+    from hikisig.engine import BACKENDS, Engine
 
-    try:
-        return Engine(name, scheduler=scheduler)
-    except ValueError as exc:
-        raise HikisigError(str(exc)) from exc
+    if name not in BACKENDS:
+        raise HikisigError(f"unknown --engine {name!r} (expected {', '.join(BACKENDS)})")
+    if scheduler and name != "dask":
+        raise HikisigError("--scheduler needs --engine dask")
+    if scheduler and workers is not None:
+        raise HikisigError("--workers sizes a local Dask cluster: leave it out with --scheduler "
+                           "(the cluster's own workers run the tasks)")
+    if workers is not None and name == "serial":
+        raise HikisigError("--workers needs --engine loky or dask")
+    engine = Engine(name, n_jobs=workers, scheduler=scheduler)
+    if scheduler:
+        engine.client()  # fail now, not after reading the data, if the scheduler is unreachable
+    return engine
 
 
 def _labels(obs: pd.DataFrame, group: str, case: str, control: str) -> pd.Series:
@@ -95,7 +112,8 @@ def discriminate_cmd(
     recalibrate: Annotated[bool, typer.Option(
         help="Recalibrate probabilities (sigmoid) inside each training fold.")] = False,
     engine: EngineOpt = "serial",
-    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of every random step.")] = 0,
     out_dir: OutOpt = Path("model-discriminate"),
 ) -> None:
@@ -115,11 +133,12 @@ def discriminate_cmd(
     y = _labels(obs, group, case, control)
     keep = y.notna().to_numpy()
     X, obs, y = X[keep], obs[keep], y[keep].astype(bool)
-    res = discriminate(X, y.to_numpy(), groups=_groups(obs, participant_column), ids=X.index,
-                       model=model, cv_repeats=cv_repeats, permutations=permutations,
-                       permutation_scheme=permutation_scheme, test_size=test_size,
-                       inner_cv=inner_cv, recalibrate=recalibrate, prevalence=prevalence,
-                       seed=seed, engine=_engine(engine, scheduler))
+    with open_engine(engine, scheduler, workers) as eng:
+        res = discriminate(X, y.to_numpy(), groups=_groups(obs, participant_column), ids=X.index,
+                           model=model, cv_repeats=cv_repeats, permutations=permutations,
+                           permutation_scheme=permutation_scheme, test_size=test_size,
+                           inner_cv=inner_cv, recalibrate=recalibrate, prevalence=prevalence,
+                           seed=seed, engine=eng)
     m = res.metrics
     err.print(f"AUC {m['auc']:.3f} (95% CI {m['auc_ci_low']:.3f}-{m['auc_ci_high']:.3f}, "
               f"{m['auc_ci_method']}); permutation p {m['permutation_p']:.4f}; "
@@ -142,7 +161,8 @@ def severity_cmd(
     cv_repeats: Annotated[int, typer.Option(help="Repeats of 7-fold CV.")] = 5,
     permutations: Annotated[int, typer.Option(help="Permutations of the Q2 test.")] = 200,
     engine: EngineOpt = "serial",
-    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of every random step.")] = 0,
     out_dir: OutOpt = Path("model-severity"),
 ) -> None:
@@ -164,9 +184,10 @@ def severity_cmd(
                            f"{'' if all_participants else ' among cases'}: need at least 8")
     X, obs = X[keep], obs[keep]
     y = obs[target].astype(float).to_numpy()
-    res = severity(X, y, groups=_groups(obs, participant_column), ids=X.index, scaling=scaling,
-                   cv_repeats=cv_repeats, permutations=permutations, seed=seed,
-                   engine=_engine(engine, scheduler))
+    with open_engine(engine, scheduler, workers) as eng:
+        res = severity(X, y, groups=_groups(obs, participant_column), ids=X.index,
+                       scaling=scaling, cv_repeats=cv_repeats, permutations=permutations,
+                       seed=seed, engine=eng)
     m = res.metrics
     err.print(f"{m['n_components']} components; R2Y {m['r2y']:.3f}, Q2 {m['q2']:.3f}, "
               f"RMSECV {m['rmsecv']:.2f}, R2 (Spearman^2) {m['r2_spearman']:.3f}; "
@@ -184,7 +205,8 @@ def stratify_cmd(
     k: Annotated[int | None, typer.Option(help="Number of strata (default: chosen).")] = None,
     bootstraps: Annotated[int, typer.Option(help="Bootstrap resamples for stability.")] = 100,
     engine: EngineOpt = "serial",
-    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of every random step.")] = 0,
     out_dir: OutOpt = Path("model-stratify"),
 ) -> None:
@@ -200,8 +222,9 @@ def stratify_cmd(
     if keep.sum() < 10:
         raise HikisigError(f"only {int(keep.sum())} {case!r} samples: need at least 10")
     X = X[keep]
-    res = stratify(X, ids=X.index, method=method, k=k, bootstraps=bootstraps, seed=seed,
-                   engine=_engine(engine, scheduler))
+    with open_engine(engine, scheduler, workers) as eng:
+        res = stratify(X, ids=X.index, method=method, k=k, bootstraps=bootstraps, seed=seed,
+                       engine=eng)
     m = res.metrics
     err.print(f"{m['method']}: k = {m['k']}, sizes {m['cluster_sizes']}, stability ARI "
               f"{m['stability_ari_mean']:.2f}", markup=False)

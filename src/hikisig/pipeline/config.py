@@ -104,6 +104,7 @@ class RunSection(_Section):
     seed: int = 2021
     engine: Literal["serial", "loky", "dask"] = "serial"
     scheduler: str | None = None
+    workers: int | None = Field(default=None, ge=1)
     out: str = "hikisig-output"
 
 
@@ -260,6 +261,7 @@ prevalence = 0.0157          # 1.57%: Japan, ages 15-39 (Cabinet Office 2015)
 [run]
 seed = 2021
 engine = "serial"            # serial, loky, dask (same results)
-# scheduler = "tcp://host:8786"
+# scheduler = "tcp://host:8786"  # an existing Dask cluster (engine = "dask")
+# workers = 2                # loky, or a local Dask cluster: worker processes (default: CPUs)
 out = "hikisig-output"
 '''

@@ -10,7 +10,7 @@ from hikisig.errors import InputError, Problem, ProblemCollector
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["read_wide_table"]
+__all__ = ["analyte_names", "read_wide_table"]
 
 
 def read_wide_table(path: Path, id_column: str | None, meta: list[str], numeric: list[str]
@@ -21,7 +21,6 @@ def read_wide_table(path: Path, id_column: str | None, meta: list[str], numeric:
     """
     import pandas as pd
 
-    from hikisig.catalog import load_catalog
     from hikisig.cohort.cells import parse_cells
 
     if not path.exists():
@@ -54,10 +53,24 @@ def read_wide_table(path: Path, id_column: str | None, meta: list[str], numeric:
             pc.add("expected a number", row=rows[k], column=c, value=obs[c].iat[k])
         obs[c] = num.to_numpy()
     pc.raise_if_any()
+    return pd.DataFrame(cells.values, index=obs.index, columns=analyte_names(analytes)), obs
+
+
+def analyte_names(analytes: list[str]) -> list[str]:
+    """Catalog ids of analyte columns where the name resolves (``Orn`` -> ``ornithine``),
+    else the column name; a name never takes an id another column already has.
+
+    Examples
+    --------
+    >>> analyte_names(["Orn", "feature_1"])
+    ['ornithine', 'feature_1']
+    """
+    from hikisig.catalog import load_catalog
+
     cat = load_catalog()
     names: list[str] = []
     for a in analytes:
         hit = cat.resolve(a)
         names.append(hit.id if hit is not None and hit.id not in names and hit.id not in analytes
                      else a)
-    return pd.DataFrame(cells.values, index=obs.index, columns=names), obs
+    return names

@@ -96,8 +96,21 @@ def _load(config: StudyConfig, base: Path) -> tuple[pd.DataFrame, pd.DataFrame, 
 
 def run_study(config: StudyConfig, *, config_sha256: str = "", base: Path | None = None,
               progress: Progress | None = None) -> RunResults:
-    """Run every enabled analysis of a study config and return the results."""
+    """Run every enabled analysis of a study config and return the results.
+
+    Statistics and resampling run on the engine of ``run.engine`` (``run.scheduler``,
+    ``run.workers``); a local Dask cluster it starts is closed at the end.
+    """
     from hikisig.engine import Engine
+
+    with Engine(config.run.engine, n_jobs=config.run.workers,
+                scheduler=config.run.scheduler) as engine:
+        return _run_study(config, engine, config_sha256=config_sha256, base=base,
+                          progress=progress)
+
+
+def _run_study(config: StudyConfig, engine: Any, *, config_sha256: str, base: Path | None,
+               progress: Progress | None) -> RunResults:
     from hikisig.prep.markers import derived_markers
 
     start = _now()
@@ -134,7 +147,6 @@ def run_study(config: StudyConfig, *, config_sha256: str = "", base: Path | None
         raise HikisigError(f"need at least 3 {d.case!r} and 3 {d.control!r} samples "
                            f"(found {n_case} and {n_control})")
     markers, formulas = derived_markers(X)
-    engine = Engine(config.run.engine, scheduler=config.run.scheduler)
     seed = config.run.seed
     covs = [c for c in d.covariates
             if c in obs.columns and pd.to_numeric(obs[c], errors="coerce").notna().any()]
@@ -189,7 +201,8 @@ def run_study(config: StudyConfig, *, config_sha256: str = "", base: Path | None
         sev = obs[d.severity] if d.severity and d.severity in obs.columns else None
         st = case_control(full, case, by=obs["sex"] if obs["sex"].notna().any() else None,
                           covariates=obs[covs].astype(float) if covs else None, severity=sev,
-                          tests=config.stats.tests, mwu_method=config.stats.mwu_method)
+                          tests=config.stats.tests, mwu_method=config.stats.mwu_method,
+                          engine=engine)
         st["formula"] = st["analyte"].map(formulas["formula"].to_dict() if len(formulas) else {}).fillna("")
         results.stats = st
         methods["tests"] = list(config.stats.tests)

@@ -10,13 +10,17 @@ returns one tidy DataFrame.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
+from hikisig.engine import Engine
 from hikisig.stats import univariate as uv
 from hikisig.stats.ranked import SortedBlock
 
@@ -31,48 +35,140 @@ TIDY_COLUMNS = ["analyte", "stratum", "test", "statistic", "p", "q", "effect", "
 
 @dataclass
 class _BlockMoments:
-    """Moments of a block's values and log values in every stratum x group (one GEMM each)."""
+    """Moments of values and log values in every stratum x group, and counts of values <= 0.
 
-    n: np.ndarray
-    mean: np.ndarray
-    var: np.ndarray
-    log_n: np.ndarray
-    log_mean: np.ndarray
-    log_var: np.ndarray
-    nonpositive: np.ndarray
+    Mergeable (:meth:`merge`), so they can be accumulated over row chunks.
+    """
+
+    x: uv.Moments
+    log: uv.Moments
+    nonpos: np.ndarray
+
+    def merge(self, other: _BlockMoments) -> _BlockMoments:
+        return _BlockMoments(self.x.merge(other.x), self.log.merge(other.log),
+                             self.nonpos + other.nonpos)
+
+    def take(self, cols: slice) -> _BlockMoments:
+        return _BlockMoments(self.x.take(cols), self.log.take(cols), self.nonpos[:, cols])
+
+    @staticmethod
+    def concat(parts: list[_BlockMoments]) -> _BlockMoments:
+        return _BlockMoments(uv.Moments.concat([m.x for m in parts]),
+                             uv.Moments.concat([m.log for m in parts]),
+                             np.concatenate([m.nonpos for m in parts], axis=1))
 
 
 def _block_moments(x: np.ndarray, masks: np.ndarray) -> _BlockMoments:
-    n, mean, var = uv.grouped_moments(x, masks)
+    """Moments of a block's values and log values in every stratum x group (one GEMM each)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         logx = np.log(np.where(x > 0, x, np.nan))
-    ln, lm, lv = uv.grouped_moments(logx, masks)
     nonpos = masks.astype(np.float64).T @ (x <= 0).astype(np.float64)
-    return _BlockMoments(n, mean, var, ln, lm, lv, nonpos > 0)
+    return _BlockMoments(uv.moment_sums(x, masks), uv.moment_sums(logx, masks), nonpos)
 
 
-def _two_group(x: np.ndarray, block: SortedBlock, mom: _BlockMoments, k: int, rows: np.ndarray,
-               case: np.ndarray, tests: Sequence[str], mwu_method: str, ci: float
-               ) -> list[dict[str, np.ndarray | str]]:
+@dataclass
+class _LmSetup:
+    """The linear model's two levels and design (rows of unknown level are NaN: left out)."""
+
+    ref: str
+    other: str
+    design: np.ndarray
+    with_covariates: bool
+
+
+@dataclass
+class _Design:
+    """Everything about the rows, built once and shared by every block of analytes."""
+
+    keep: np.ndarray  # input rows used (group known)
+    case: np.ndarray  # over kept rows
+    strata: list[tuple[str, np.ndarray]]
+    masks: np.ndarray  # (kept rows, 2 x strata): cases, then controls, of each stratum
+    lm: _LmSetup | None
+    severity: np.ndarray | None
+    tests: tuple[str, ...]
+    mwu_method: str
+    ci: float
+    quantiles: bool
+
+    @property
+    def needs_sort(self) -> bool:
+        """Whether a block needs its sorted order (quantiles, Mann-Whitney)."""
+        return self.quantiles or "mwu" in self.tests
+
+    @property
+    def needs_columns(self) -> bool:
+        """Whether whole columns are needed (anything rank-based)."""
+        return self.needs_sort or self.severity is not None
+
+
+def _design(index: pd.Index, case: pd.Series | np.ndarray, by: pd.Series | np.ndarray | None,
+            covariates: pd.DataFrame | None, severity: pd.Series | np.ndarray | None,
+            tests: Sequence[str], mwu_method: str, ci: float, quantiles: bool) -> _Design:
+    bad = [t for t in tests if t not in TESTS]
+    if bad:
+        raise ValueError(f"unknown test(s) {bad}; expected {', '.join(TESTS)}")
+    if mwu_method not in ("asymptotic", "exact"):
+        raise ValueError("mwu_method must be 'asymptotic' or 'exact'")
+    case_s = pd.Series(np.asarray(case, dtype=object), index=index)
+    keep = case_s.notna().to_numpy()
+    cs = case_s.to_numpy()[keep].astype(bool)
+    n_rows = int(keep.sum())
+    strata: list[tuple[str, np.ndarray]] = [("all", np.ones(n_rows, dtype=bool))]
+    lm_setup = None
+    if by is not None:
+        by_s = pd.Series(np.asarray(by, dtype=object)[keep])
+        known = by_s.notna().to_numpy()
+        labels = np.asarray(by_s.astype(str).where(known, ""), dtype=str)
+        levels = sorted(set(labels[known]))
+        strata += [(str(lev), labels == lev) for lev in levels]
+        if len(levels) == 2:
+            ref, other = _sex_levels([str(v) for v in levels])
+            cov = None
+            if covariates is not None and covariates.shape[1]:
+                cov = covariates.to_numpy(dtype=np.float64)[keep]
+            design = uv.interaction_design(cs, labels == other, cov)
+            design[~known] = np.nan
+            lm_setup = _LmSetup(ref, other, design, cov is not None)
+    sev = None
+    if severity is not None:
+        sev = pd.to_numeric(pd.Series(np.asarray(severity, dtype=object), index=index),
+                            errors="coerce").to_numpy()[keep]
+    masks = np.column_stack([m for _, rows in strata for m in (rows & cs, rows & ~cs)])
+    return _Design(keep, cs, strata, masks, lm_setup, sev, tuple(tests), mwu_method, ci, quantiles)
+
+
+def _two_group(x: np.ndarray | None, block: SortedBlock | None, mom: _BlockMoments, k: int,
+               rows: np.ndarray, d: _Design) -> list[dict[str, np.ndarray | str]]:
     """All two-group results for stratum ``k`` (rows ``rows``) of a block of columns."""
+    case, tests, ci = d.case, d.tests, d.ci
     c, o = 2 * k, 2 * k + 1  # rows of the moment matrices: cases, controls of this stratum
-    args = (mom.n[c], mom.mean[c], mom.var[c], mom.n[o], mom.mean[o], mom.var[o])
-    sub_c = block.subset(rows & case)
-    sub_k = block.subset(rows & ~case)
-    q_c = block.quantiles(sub_c, (0.25, 0.5, 0.75))
-    q_k = block.quantiles(sub_k, (0.25, 0.5, 0.75))
-    positive = ~(mom.nonpositive[c] | mom.nonpositive[o])
-    fc = uv.ratio_from_logs(mom.log_n[c], mom.log_mean[c], mom.log_var[c], mom.log_n[o],
-                            mom.log_mean[o], mom.log_var[o], ci)
+    mx, ml = mom.x, mom.log
+    var, log_var = mx.var, ml.var
+    p = mx.n.shape[1]
+    args = (mx.n[c], mx.mean[c], var[c], mx.n[o], mx.mean[o], var[o])
+    nan = np.full(p, np.nan)
+    sub_c = sub_k = None
+    if block is not None:
+        sub_c = block.subset(rows & case)
+        sub_k = block.subset(rows & ~case)
+    if block is not None and d.quantiles and sub_c is not None and sub_k is not None:
+        q_c = block.quantiles(sub_c, (0.25, 0.5, 0.75))
+        q_k = block.quantiles(sub_k, (0.25, 0.5, 0.75))
+    else:
+        q_c = q_k = [nan, nan, nan]
+    nonpos_c, nonpos_o = mom.nonpos[c] > 0, mom.nonpos[o] > 0
+    positive = ~(nonpos_c | nonpos_o)
+    fc = uv.ratio_from_logs(ml.n[c], ml.mean[c], log_var[c], ml.n[o], ml.mean[o], log_var[o], ci)
     fc = {key: np.where(positive, v, np.nan) for key, v in fc.items()}
     with np.errstate(over="ignore"):
-        g_c = np.where(mom.nonpositive[c], np.nan, np.exp(mom.log_mean[c]))
-        g_k = np.where(mom.nonpositive[o], np.nan, np.exp(mom.log_mean[o]))
+        g_c = np.where(nonpos_c, np.nan, np.exp(ml.mean[c]))
+        g_k = np.where(nonpos_o, np.nan, np.exp(ml.mean[o]))
     common = {
         "fold_change": fc["fold_change"], "fold_change_ci_low": fc["low"],
-        "fold_change_ci_high": fc["high"], "n_case": mom.n[c], "n_control": mom.n[o],
-        "mean_case": mom.mean[c], "mean_control": mom.mean[o], "sd_case": np.sqrt(mom.var[c]),
-        "sd_control": np.sqrt(mom.var[o]), "median_case": q_c[1], "median_control": q_k[1],
+        "fold_change_ci_high": fc["high"], "n_case": mx.n[c], "n_control": mx.n[o],
+        "mean_case": mx.mean[c], "mean_control": mx.mean[o], "sd_case": np.sqrt(var[c]),
+        "sd_control": np.sqrt(var[o]), "median_case": q_c[1], "median_control": q_k[1],
         "q1_case": q_c[0], "q3_case": q_c[2], "q1_control": q_k[0], "q3_control": q_k[2],
         "gmean_case": g_c, "gmean_control": g_k,
     }
@@ -86,15 +182,173 @@ def _two_group(x: np.ndarray, block: SortedBlock, mom: _BlockMoments, k: int, ro
                                  "df": tt[name]["df"], "p": tt[name]["p"], "effect": g["effect"],
                                  "effect_type": "hedges_g", "effect_ci_low": g["low"],
                                  "effect_ci_high": g["high"], **common})
-    if "mwu" in tests:
+    if "mwu" in tests and block is not None and sub_c is not None and sub_k is not None:
         mw = uv.mwu_stats(block.subset(rows), sub_c, sub_k, ci)
-        if mwu_method == "exact":
+        if d.mwu_method == "exact" and x is not None:
             mw["p"] = uv.mann_whitney(x[rows], case[rows], "exact", ci)["p"]
-        rows_out.append({"test": "mwu", "method": mwu_method, "statistic": mw["statistic"],
-                         "df": np.full(x.shape[1], np.nan), "p": mw["p"], "effect": mw["effect"],
+        rows_out.append({"test": "mwu", "method": d.mwu_method, "statistic": mw["statistic"],
+                         "df": nan, "p": mw["p"], "effect": mw["effect"],
                          "effect_type": "cliffs_delta", "effect_ci_low": mw["low"],
                          "effect_ci_high": mw["high"], **common})
     return rows_out
+
+
+#: One result of a block: (output order, stratum, columns of the tidy table for the block).
+_Found = tuple[int, str, dict[str, np.ndarray | str]]
+
+
+def _block_rows(x: np.ndarray | None, d: _Design, mom: _BlockMoments | None = None,
+                lm: dict[str, dict[str, np.ndarray]] | None = None) -> list[_Found]:
+    """Every result for a block of analytes.
+
+    ``x`` holds the block's values (kept rows x analytes); the moments and the linear
+    model come from it unless given (out-of-core statistics pass them from a single
+    pass of mergeable sums, and may pass ``x=None`` when nothing rank-based is asked).
+    """
+    found: list[_Found] = []
+
+    def add(order: int, stratum: str, rows: list[dict[str, np.ndarray | str]]) -> None:
+        found.extend((order, stratum, r) for r in rows)
+
+    if mom is None:
+        if x is None:
+            raise ValueError("a block needs its values or its moments")
+        mom = _block_moments(x, d.masks)
+    block = SortedBlock(x) if x is not None and d.needs_sort else None
+    for k, (label, rows) in enumerate(d.strata):
+        add(k, label, _two_group(x, block, mom, k, rows, d))
+    del block
+    n_strata = len(d.strata)
+    if d.lm is not None:
+        setup = d.lm
+        if lm is None:
+            if x is None:
+                raise ValueError("a block needs its values or its linear model")
+            lm = uv.solve_interaction(uv.normal_equations(x, setup.design), d.ci)
+        index = {label: k for k, (label, _) in enumerate(d.strata)}
+        n = mom.x.n
+        i_ref, i_other = index[setup.ref], index[setup.other]
+        counts = {"F": (n[2 * i_ref], n[2 * i_ref + 1]), "M": (n[2 * i_other], n[2 * i_other + 1]),
+                  "interaction": (n[2 * i_ref] + n[2 * i_other],
+                                  n[2 * i_ref + 1] + n[2 * i_other + 1])}
+        method = "log2(value) ~ group * by" + (" + covariates" if setup.with_covariates else "")
+        for k, (label, key) in enumerate(((setup.ref, "F"), (setup.other, "M"),
+                                          ("interaction", "interaction"))):
+            r = lm[key]
+            add(n_strata + k, label, [{
+                "test": "lm", "method": method,
+                "statistic": r["statistic"], "df": r["df"], "p": r["p"],
+                "effect": r["estimate"], "effect_type": "log2_fold_change_adjusted"
+                if key != "interaction" else "log2_ratio_of_fold_changes",
+                "effect_ci_low": r["low"], "effect_ci_high": r["high"],
+                "fold_change": 2.0 ** r["estimate"], "fold_change_ci_low": 2.0 ** r["low"],
+                "fold_change_ci_high": 2.0 ** r["high"],
+                "n_case": counts[key][0], "n_control": counts[key][1]}])
+    if d.severity is not None:
+        if x is None:
+            raise ValueError("correlations with severity need the block's values")
+        cs = d.case
+        cor = uv.correlate(x[cs], d.severity[cs], d.ci)
+        for name in ("pearson", "spearman"):
+            r = cor[name]
+            add(n_strata + 3, "cases", [{
+                "test": name, "method": "t approximation", "statistic": r["statistic"],
+                "df": r["n"] - 2, "p": r["p"], "effect": r["effect"], "effect_type": "r",
+                "effect_ci_low": r["low"], "effect_ci_high": r["high"], "n_case": r["n"],
+                "n_control": np.zeros(x.shape[1])}])
+    return found
+
+
+def _block_task(x: np.ndarray, d: _Design) -> list[_Found]:
+    """Engine task: every result of one block of columns (kept rows only)."""
+    return _block_rows(np.asarray(x, dtype=np.float64), d)
+
+
+T = TypeVar("T")
+C = TypeVar("C")
+R = TypeVar("R")
+
+_BLAS_LOCK = threading.Lock()
+_BLAS_USERS = 0
+_BLAS_LIMITER: Any = None
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """BLAS on one thread while blocks run side by side in threads.
+
+    The kernels' matrix products are thin (a few groups x many rows); with a
+    multi-threaded BLAS inside each of several block threads the cores are
+    oversubscribed, and on a busy machine OpenBLAS threads spin (10-50 x slower).
+    The limit is process-wide, so it is taken by the first caller and given back by
+    the last (analyses may run concurrently, e.g. in a web server's threads).
+    """
+    global _BLAS_USERS, _BLAS_LIMITER
+    with _BLAS_LOCK:
+        if _BLAS_USERS == 0:
+            from threadpoolctl import threadpool_limits
+
+            _BLAS_LIMITER = threadpool_limits(limits=1, user_api="blas")
+        _BLAS_USERS += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_USERS -= 1
+            if _BLAS_USERS == 0 and _BLAS_LIMITER is not None:
+                _BLAS_LIMITER.restore_original_limits()
+                _BLAS_LIMITER = None
+
+
+def _map_blocks(fn: Callable[[T, C], R], tasks: list[T], common: C,
+                engine: Engine | str | None, n_jobs: int | None) -> list[R]:
+    """Run block tasks, results in task order: in threads of this process (numpy releases
+    the GIL in the heavy kernels), or on an engine's workers with ``common`` sent once."""
+    if isinstance(engine, str):
+        if engine != "serial":
+            with Engine(engine) as own:
+                return own.map(fn, tasks, common=common)
+        engine = None
+    if engine is not None and engine.backend != "serial":
+        return engine.map(fn, tasks, common=common)
+    workers = max(1, min(n_jobs if n_jobs is not None else (os.cpu_count() or 1), len(tasks)))
+    with _one_blas_thread():
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                return list(pool.map(lambda t: fn(t, common), tasks))
+        return [fn(t, common) for t in tasks]
+
+
+def _assemble(names: list[str], per_block: list[list[_Found]], sizes: list[int]) -> pd.DataFrame:
+    """The tidy table from the results of consecutive blocks of ``sizes`` analytes."""
+    collected: dict[tuple[int, str, str], list[tuple[int, dict[str, np.ndarray | str]]]] = {}
+    for found, size in zip(per_block, sizes, strict=True):
+        for order, stratum, row in found:
+            collected.setdefault((order, stratum, str(row["test"])), []).append((size, row))
+    frames: list[pd.DataFrame] = []
+    for (_, stratum, _), parts in collected.items():
+        merged: dict[str, np.ndarray | str] = {}
+        first = parts[0][1]
+        for key in first:
+            if isinstance(first[key], str):
+                merged[key] = first[key]
+            else:
+                merged[key] = np.concatenate([np.broadcast_to(row[key], (size,))
+                                              for size, row in parts])
+        f = pd.DataFrame(merged)
+        f.insert(0, "stratum", stratum)
+        f.insert(0, "analyte", names)
+        frames.append(f)
+    out = pd.concat(frames, ignore_index=True)
+    out["q"] = np.nan
+    out["p_holm"] = np.nan
+    for _, idx in out.groupby(["stratum", "test"], sort=False).groups.items():
+        out.loc[idx, "q"] = uv.adjust(out.loc[idx, "p"].to_numpy(), "fdr_bh")
+        out.loc[idx, "p_holm"] = uv.adjust(out.loc[idx, "p"].to_numpy(), "holm")
+    lead = [*TIDY_COLUMNS, "p_holm", "df", "method", "effect_type", "fold_change_ci_low",
+            "fold_change_ci_high"]
+    rest = [c for c in out.columns if c not in lead]
+    return out[lead + rest]
 
 
 def _blocks(n: int, width: int) -> list[range]:
@@ -119,6 +373,8 @@ def case_control(
     ci: float = 0.95,
     block_cells: int = 4_000_000,
     n_jobs: int | None = None,
+    quantiles: bool = True,
+    engine: Engine | str | None = None,
 ) -> pd.DataFrame:
     """Case-control statistics for every analyte (column of ``X``).
 
@@ -147,6 +403,14 @@ def case_control(
     n_jobs : int, optional
         Blocks processed at the same time in threads (default: the number of CPUs;
         results do not depend on it).
+    quantiles : bool
+        Group medians and quartiles (they need a sort of every analyte; without them
+        and without Mann-Whitney the statistics need no sort, and the median and
+        quartile columns are NaN).
+    engine : Engine or backend name, optional
+        Where the blocks run: ``None`` or ``"serial"`` in threads of this process
+        (``n_jobs``); ``"loky"`` or ``"dask"`` (:class:`hikisig.engine.Engine`), one
+        task per block of columns. Results do not depend on it.
 
     Returns
     -------
@@ -166,114 +430,11 @@ def case_control(
     >>> sorted(t["stratum"].unique())
     ['F', 'M', 'all', 'interaction']
     """
-    bad = [t for t in tests if t not in TESTS]
-    if bad:
-        raise ValueError(f"unknown test(s) {bad}; expected {', '.join(TESTS)}")
+    d = _design(X.index, case, by, covariates, severity, tests, mwu_method, ci, quantiles)
     names = [str(c) for c in X.columns]
-    values = X.to_numpy(dtype=np.float64)
-    case_s = pd.Series(np.asarray(case, dtype=object), index=X.index)
-    keep = case_s.notna().to_numpy()
-    cs = case_s.to_numpy()[keep].astype(bool)
-    x = values[keep]
-    n_rows = x.shape[0]
-    all_rows = np.ones(n_rows, dtype=bool)
-    strata: list[tuple[str, np.ndarray]] = [("all", all_rows)]
-    lm_setup = None
-    if by is not None:
-        by_arr = pd.Series(np.asarray(by, dtype=object), index=X.index).to_numpy()[keep]
-        known = np.array([v is not None and not pd.isna(v) for v in by_arr])
-        labels = np.array([str(v) if k else "" for v, k in zip(by_arr, known, strict=True)])
-        levels = sorted(set(labels[known]))
-        strata += [(str(lev), labels == lev) for lev in levels]
-        if len(levels) == 2:
-            ref, other = _sex_levels([str(v) for v in levels])
-            cov = None
-            if covariates is not None and covariates.shape[1]:
-                cov = covariates.to_numpy(dtype=np.float64)[keep]
-            lm_setup = (ref, other, labels == other, known, cov)
-    sev = None
-    if severity is not None:
-        sev = pd.to_numeric(pd.Series(np.asarray(severity, dtype=object), index=X.index),
-                            errors="coerce").to_numpy()[keep]
+    x = X.to_numpy(dtype=np.float64)[d.keep]
     # columns in blocks: memory stays bounded by the block, not by the number of analytes
-    width = max(1, block_cells // max(1, n_rows))
-    collected: dict[tuple[int, str, str], list[dict[str, np.ndarray | str]]] = {}
-
-    def block_results(start: int) -> list[tuple[int, str, dict[str, np.ndarray | str]]]:
-        found: list[tuple[int, str, dict[str, np.ndarray | str]]] = []
-
-        def add(order: int, stratum: str, rows: list[dict[str, np.ndarray | str]]) -> None:
-            found.extend((order, stratum, r) for r in rows)
-
-        xb = x[:, start:start + width]
-        block = SortedBlock(xb)
-        masks = np.column_stack([m for _, rows in strata for m in (rows & cs, rows & ~cs)])
-        mom = _block_moments(xb, masks)
-        for k, (label, rows) in enumerate(strata):
-            add(k, label, _two_group(xb, block, mom, k, rows, cs, tests, mwu_method, ci))
-        del block
-        if lm_setup is not None:
-            ref, other, is_other, known, cov = lm_setup
-            xm = np.where(known[:, None], xb, np.nan)
-            lm = uv.interaction_model(xm, cs, is_other, cov, ci)
-            for k, (label, key) in enumerate(((ref, "F"), (other, "M"), ("interaction", "interaction"))):
-                r = lm[key]
-                row: dict[str, np.ndarray | str] = {
-                    "test": "lm", "method": "log2(value) ~ group * by" + (
-                        " + covariates" if cov is not None else ""),
-                    "statistic": r["statistic"], "df": r["df"], "p": r["p"],
-                    "effect": r["estimate"], "effect_type": "log2_fold_change_adjusted"
-                    if key != "interaction" else "log2_ratio_of_fold_changes",
-                    "effect_ci_low": r["low"], "effect_ci_high": r["high"],
-                    "fold_change": 2.0 ** r["estimate"], "fold_change_ci_low": 2.0 ** r["low"],
-                    "fold_change_ci_high": 2.0 ** r["high"],
-                }
-                sel = (is_other if key == "M" else known & ~is_other) if key != "interaction" else known
-                row["n_case"] = np.sum(~np.isnan(xb[sel & cs]), axis=0).astype(float)
-                row["n_control"] = np.sum(~np.isnan(xb[sel & ~cs]), axis=0).astype(float)
-                add(len(strata) + k, label, [row])
-        if sev is not None:
-            cor = uv.correlate(xb[cs], sev[cs], ci)
-            for name in ("pearson", "spearman"):
-                r = cor[name]
-                add(len(strata) + 3, "cases", [{
-                    "test": name, "method": "t approximation", "statistic": r["statistic"],
-                    "df": r["n"] - 2, "p": r["p"], "effect": r["effect"], "effect_type": "r",
-                    "effect_ci_low": r["low"], "effect_ci_high": r["high"], "n_case": r["n"],
-                    "n_control": np.zeros(xb.shape[1])}])
-        return found
-
-    starts = list(range(0, x.shape[1], width))
-    workers = max(1, min(n_jobs if n_jobs is not None else (os.cpu_count() or 1), len(starts)))
-    if workers > 1:
-        # numpy releases the GIL in the heavy kernels: blocks run side by side
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            per_block = list(pool.map(block_results, starts))
-    else:
-        per_block = [block_results(st) for st in starts]
-    for found in per_block:
-        for order, stratum, row in found:
-            collected.setdefault((order, stratum, str(row["test"])), []).append(row)
-    frames: list[pd.DataFrame] = []
-    for (_, stratum, _), parts in collected.items():
-        merged: dict[str, np.ndarray | str] = {}
-        for key in parts[0]:
-            if isinstance(parts[0][key], str):
-                merged[key] = parts[0][key]
-            else:
-                merged[key] = np.concatenate([np.broadcast_to(p[key], (len(b),)) for p, b in
-                                              zip(parts, _blocks(len(names), width), strict=True)])
-        f = pd.DataFrame(merged)
-        f.insert(0, "stratum", stratum)
-        f.insert(0, "analyte", names)
-        frames.append(f)
-    out = pd.concat(frames, ignore_index=True)
-    out["q"] = np.nan
-    out["p_holm"] = np.nan
-    for _, idx in out.groupby(["stratum", "test"], sort=False).groups.items():
-        out.loc[idx, "q"] = uv.adjust(out.loc[idx, "p"].to_numpy(), "fdr_bh")
-        out.loc[idx, "p_holm"] = uv.adjust(out.loc[idx, "p"].to_numpy(), "holm")
-    lead = [*TIDY_COLUMNS, "p_holm", "df", "method", "effect_type", "fold_change_ci_low",
-            "fold_change_ci_high"]
-    rest = [c for c in out.columns if c not in lead]
-    return out[lead + rest]
+    width = max(1, block_cells // max(1, x.shape[0]))
+    blocks = _blocks(len(names), width)
+    per_block = _map_blocks(_block_task, [x[:, b.start:b.stop] for b in blocks], d, engine, n_jobs)
+    return _assemble(names, per_block, [len(b) for b in blocks])

@@ -24,6 +24,7 @@ Conventions
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
@@ -31,6 +32,8 @@ from scipy import stats as sps
 from hikisig.stats.ranked import SortedBlock, SubsetRanks
 
 __all__ = [
+    "Moments",
+    "NormalEquations",
     "adjust",
     "correlate",
     "describe",
@@ -39,11 +42,15 @@ __all__ = [
     "grouped_moments",
     "hedges_from",
     "hedges_g",
+    "interaction_design",
     "interaction_model",
     "mann_whitney",
+    "moment_sums",
     "mwu_stats",
     "nan_ranks",
+    "normal_equations",
     "ratio_from_logs",
+    "solve_interaction",
     "t_tests",
     "welch_student",
 ]
@@ -66,11 +73,94 @@ def _moments(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return n, mean, var
 
 
+@dataclass
+class Moments:
+    """Count, mean and sum of squared deviations (``m2``) of every column within each group.
+
+    Mergeable: the moments of two sets of rows combine exactly (Chan, Golub & LeVeque
+    1979), so a data set can be summarised chunk by chunk in one pass without the
+    cancellation of raw sums of squares.
+
+    Attributes
+    ----------
+    n, mean, m2 : ndarray (g, p)
+        Non-missing count, mean (NaN where ``n`` is 0) and sum of squared deviations
+        from the mean.
+    """
+
+    n: np.ndarray
+    mean: np.ndarray
+    m2: np.ndarray
+
+    @property
+    def var(self) -> np.ndarray:
+        """Variance (ddof=1)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out: np.ndarray = self.m2 / (self.n - 1)
+        return out
+
+    def merge(self, other: Moments) -> Moments:
+        """The moments of both sets of rows (pairwise update of Chan et al.).
+
+        Examples
+        --------
+        >>> x = np.arange(10.0)[:, None]; m = np.ones((10, 1), bool)
+        >>> both = moment_sums(x[:4], m[:4]).merge(moment_sums(x[4:], m[4:]))
+        >>> float(both.mean[0, 0]), float(both.var[0, 0]) == float(np.var(x, ddof=1))
+        (4.5, True)
+        """
+        na, nb = self.n, other.n
+        n = na + nb
+        with np.errstate(invalid="ignore", divide="ignore"):
+            delta = other.mean - self.mean
+            mean = self.mean + delta * (nb / n)
+            m2 = self.m2 + other.m2 + delta * delta * (na * nb / n)
+        mean = np.where(na == 0, other.mean, np.where(nb == 0, self.mean, mean))
+        m2 = np.where(na == 0, other.m2, np.where(nb == 0, self.m2, m2))
+        return Moments(n, mean, m2)
+
+    def take(self, cols: slice | np.ndarray) -> Moments:
+        """The moments of some columns."""
+        return Moments(self.n[:, cols], self.mean[:, cols], self.m2[:, cols])
+
+    @staticmethod
+    def concat(parts: list[Moments]) -> Moments:
+        """The moments of consecutive ranges of columns, side by side."""
+        return Moments(*(np.concatenate(a, axis=1) for a in
+                         zip(*((m.n, m.mean, m.m2) for m in parts), strict=True)))
+
+
+def moment_sums(x: np.ndarray, masks: np.ndarray) -> Moments:
+    """Mergeable moments of every column within each group of rows (NaN ignored).
+
+    One matrix product per moment (BLAS) on values centred by the column mean, so
+    the sums stay accurate.
+
+    Parameters
+    ----------
+    x : ndarray (n, p)
+    masks : ndarray of bool (n, g)
+        Group membership of each row.
+    """
+    ok = ~np.isnan(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        shift = np.nan_to_num(np.nanmean(x, axis=0)) if x.shape[0] else np.zeros(x.shape[1])
+    xc = np.where(ok, x - shift, 0.0)
+    m = masks.astype(np.float64)
+    n = m.T @ ok.astype(np.float64)
+    s1 = m.T @ xc
+    s2 = m.T @ (xc * xc)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 / n
+        m2 = np.maximum(s2 - s1 * mean, 0.0)
+    return Moments(n, mean + shift, m2)
+
+
 def grouped_moments(x: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Count, mean and variance (ddof=1) of every column within each group of rows.
 
-    One matrix product per moment (BLAS) on values centred by the column mean, so
-    the sums stay accurate; NaN are ignored.
+    See :func:`moment_sums`; NaN are ignored.
 
     Parameters
     ----------
@@ -82,19 +172,8 @@ def grouped_moments(x: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.nd
     -------
     n, mean, var : ndarray (g, p)
     """
-    ok = ~np.isnan(x)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        shift = np.nan_to_num(np.nanmean(x, axis=0))
-    xc = np.where(ok, x - shift, 0.0)
-    m = masks.astype(np.float64)
-    n = m.T @ ok.astype(np.float64)
-    s1 = m.T @ xc
-    s2 = m.T @ (xc * xc)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = s1 / n
-        var = np.maximum(s2 - s1 * mean, 0.0) / (n - 1)
-    return n, mean + shift, var
+    m = moment_sums(x, masks)
+    return m.n, m.mean, m.var
 
 
 def welch_student(n1: np.ndarray, m1: np.ndarray, v1: np.ndarray, n2: np.ndarray, m2: np.ndarray,
@@ -307,7 +386,8 @@ def correlate(x: np.ndarray, y: np.ndarray, ci: float = 0.95) -> dict[str, dict[
     out: dict[str, dict[str, np.ndarray]] = {}
     for name, (a, b) in {"pearson": (x, yy), "spearman": (nan_ranks(x), nan_ranks(yy))}.items():
         n = np.sum(~np.isnan(a), axis=0).astype(float)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an analyte without values: NaN
             am = a - np.nanmean(a, axis=0)
             bm = b - np.nanmean(b, axis=0)
             r = np.nansum(am * bm, axis=0) / np.sqrt(np.nansum(am**2, axis=0) * np.nansum(bm**2, axis=0))
@@ -322,15 +402,136 @@ def correlate(x: np.ndarray, y: np.ndarray, ci: float = 0.95) -> dict[str, dict[
     return out
 
 
+@dataclass
+class NormalEquations:
+    """Per-column normal equations of an OLS fit on ``log2(value)``; mergeable.
+
+    For each column j (analyte) with usable rows W_j (a positive value and a complete
+    design row): ``xtx[j] = X' W_j X``, ``xty[j] = X' W_j (y_j - shift_j)``,
+    ``yty[j] = (y_j - shift_j)' W_j (y_j - shift_j)`` and ``n[j]`` rows. ``y`` is
+    shifted by a per-column reference value so that the residual sum of squares
+    ``yty - beta' xty`` does not lose precision; the first design column must be the
+    intercept (shifting ``y`` then only moves the intercept).
+    """
+
+    xtx: np.ndarray
+    xty: np.ndarray
+    yty: np.ndarray
+    n: np.ndarray
+    shift: np.ndarray
+
+    def _shifted(self, shift: np.ndarray) -> NormalEquations:
+        d = self.shift - shift
+        xty = self.xty + d[:, None] * self.xtx[:, :, 0]
+        yty = self.yty + 2 * d * self.xty[:, 0] + d * d * self.n
+        return NormalEquations(self.xtx, xty, yty, self.n, shift)
+
+    def merge(self, other: NormalEquations) -> NormalEquations:
+        """The normal equations of both sets of rows."""
+        shift = np.where(self.n > 0, self.shift, other.shift)
+        a, b = self._shifted(shift), other._shifted(shift)
+        return NormalEquations(a.xtx + b.xtx, a.xty + b.xty, a.yty + b.yty, a.n + b.n, shift)
+
+    def take(self, cols: slice | np.ndarray) -> NormalEquations:
+        """The normal equations of some columns."""
+        return NormalEquations(self.xtx[cols], self.xty[cols], self.yty[cols], self.n[cols],
+                               self.shift[cols])
+
+    @staticmethod
+    def concat(parts: list[NormalEquations]) -> NormalEquations:
+        """The normal equations of consecutive ranges of columns."""
+        return NormalEquations(*(np.concatenate(a, axis=0) for a in zip(
+            *((e.xtx, e.xty, e.yty, e.n, e.shift) for e in parts), strict=True)))
+
+
+def interaction_design(case: np.ndarray, male: np.ndarray, covariates: np.ndarray | None = None
+                       ) -> np.ndarray:
+    """Design matrix of ``group * sex + covariates``: intercept, case, male, case x male, covariates.
+
+    Rows with a missing covariate hold NaN (they are left out of the fit).
+    """
+    g = np.asarray(case, dtype=float)
+    m = np.asarray(male, dtype=float)
+    cols = [np.ones_like(g), g, m, g * m]
+    if covariates is not None and np.size(covariates):
+        cov = np.asarray(covariates, dtype=float)
+        cols += list(cov.reshape(len(g), -1).T)
+    return np.column_stack(cols)
+
+
+def normal_equations(y: np.ndarray, design: np.ndarray) -> NormalEquations:
+    """:class:`NormalEquations` of ``log2(y) ~ design`` for every column of ``y``.
+
+    Each column uses its rows with a positive value and a complete design row. The
+    per-column ``X' W_j X`` come from one matrix product (row-wise outer products
+    times the usable-row mask), not a loop over analytes.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim == 1:
+        y = y[:, None]
+    row_ok = ~np.isnan(design).any(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ly = np.log2(np.where(y > 0, y, np.nan))
+    mask = (~np.isnan(ly)) & row_ok[:, None]
+    xd = np.where(row_ok[:, None], design, 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        shift = (np.nan_to_num(np.nanmean(np.where(mask, ly, np.nan), axis=0)) if len(y)
+                 else np.zeros(y.shape[1]))
+    yz = np.where(mask, ly - shift, 0.0)
+    w = mask.astype(float)
+    k = design.shape[1]
+    outer = (xd[:, :, None] * xd[:, None, :]).reshape(len(xd), k * k)
+    xtx = (outer.T @ w).T.reshape(-1, k, k)
+    xty = (xd.T @ yz).T
+    yty = np.einsum("ij,ij->j", yz, yz)
+    return NormalEquations(xtx, xty, yty, w.sum(axis=0), shift)
+
+
+def solve_interaction(ne: NormalEquations, ci: float = 0.95) -> dict[str, dict[str, np.ndarray]]:
+    """Group effects of ``log2(value) ~ group * sex + covariates`` from its normal equations.
+
+    The per-analyte systems are solved in batch. Returns the same dictionary as
+    :func:`interaction_model`.
+    """
+    xtx, xty = ne.xtx, ne.xty
+    k = xtx.shape[1]
+    df = ne.n - k
+    # singular designs (e.g. a sex with no cases for this analyte) give NaN, not an error
+    det_ok = (np.linalg.matrix_rank(xtx) == k) if len(xtx) else np.zeros(0, dtype=bool)
+    safe = np.where(det_ok[:, None, None], xtx, np.eye(k))
+    inv = np.linalg.inv(safe)
+    beta = np.einsum("pkl,pl->pk", inv, xty)
+    rss = np.maximum(ne.yty - np.einsum("pk,pk->p", beta, xty), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sigma2 = rss / df
+    cov_b = inv * sigma2[:, None, None]
+    contrasts = {"F": np.eye(k)[1], "M": np.eye(k)[1] + np.eye(k)[3], "interaction": np.eye(k)[3]}
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for name, c in contrasts.items():
+        est = beta @ c
+        with np.errstate(invalid="ignore", divide="ignore"):
+            se = np.sqrt(np.einsum("k,pkl,l->p", c, cov_b, c))
+            t = est / se
+            p = 2 * sps.t.sf(np.abs(t), df)
+            q = sps.t.ppf(0.5 + ci / 2, df)
+        bad = ~det_ok | (df <= 0)
+        res = {"estimate": est, "se": se, "statistic": t, "df": df, "p": p,
+               "low": est - q * se, "high": est + q * se}
+        out[name] = {key: np.where(bad, np.nan, val) for key, val in res.items()}
+    return out
+
+
 def interaction_model(y: np.ndarray, case: np.ndarray, male: np.ndarray,
                       covariates: np.ndarray | None = None, ci: float = 0.95
                       ) -> dict[str, dict[str, np.ndarray]]:
     """``log2(value) ~ group * sex + covariates`` for every column, by OLS.
 
     Each analyte uses its complete rows; the per-analyte normal equations are
-    built with one matrix product and solved in batch, so there is no loop per
-    analyte. Women are the reference sex, so the group effect in women is the
-    group coefficient and in men the group plus interaction coefficients.
+    built with one matrix product and solved in batch (:func:`normal_equations`,
+    :func:`solve_interaction`), so there is no loop per analyte. Women are the
+    reference sex, so the group effect in women is the group coefficient and in
+    men the group plus interaction coefficients.
 
     Parameters
     ----------
@@ -346,50 +547,4 @@ def interaction_model(y: np.ndarray, case: np.ndarray, male: np.ndarray,
         ``{"F": ..., "M": ..., "interaction": ...}``, each with ``estimate``
         (log2 fold change), ``se``, ``statistic`` (t), ``df``, ``p``, ``low``, ``high``.
     """
-    y = np.asarray(y, dtype=np.float64)
-    if y.ndim == 1:
-        y = y[:, None]
-    g = np.asarray(case, dtype=float)
-    m = np.asarray(male, dtype=float)
-    cols = [np.ones_like(g), g, m, g * m]
-    if covariates is not None and np.size(covariates):
-        cov = np.asarray(covariates, dtype=float)
-        cols += list(cov.reshape(len(g), -1).T)
-    design = np.column_stack(cols)
-    row_ok = ~np.isnan(design).any(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ly = np.log2(np.where(y > 0, y, np.nan))
-    mask = (~np.isnan(ly)) & row_ok[:, None]
-    xd = np.where(row_ok[:, None], design, 0.0)
-    yz = np.where(mask, ly, 0.0)
-    w = mask.astype(float)
-    k = design.shape[1]
-    # per-analyte normal equations X' W_j X as one matrix product (BLAS), not a loop
-    outer = (xd[:, :, None] * xd[:, None, :]).reshape(len(xd), k * k)
-    xtx = (outer.T @ w).T.reshape(-1, k, k)
-    xty = (xd.T @ yz).T
-    n = w.sum(axis=0)
-    df = n - k
-    # singular designs (e.g. a sex with no cases for this analyte) give NaN, not an error
-    det_ok = np.linalg.matrix_rank(xtx) == k
-    safe = np.where(det_ok[:, None, None], xtx, np.eye(k))
-    inv = np.linalg.inv(safe)
-    beta = np.einsum("pkl,pl->pk", inv, xty)
-    resid = np.where(mask, yz - xd @ beta.T, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sigma2 = (resid**2).sum(axis=0) / df
-    cov_b = inv * sigma2[:, None, None]
-    contrasts = {"F": np.eye(k)[1], "M": np.eye(k)[1] + np.eye(k)[3], "interaction": np.eye(k)[3]}
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for name, c in contrasts.items():
-        est = beta @ c
-        with np.errstate(invalid="ignore", divide="ignore"):
-            se = np.sqrt(np.einsum("k,pkl,l->p", c, cov_b, c))
-            t = est / se
-        p = 2 * sps.t.sf(np.abs(t), df)
-        q = sps.t.ppf(0.5 + ci / 2, df)
-        bad = ~det_ok | (df <= 0)
-        res = {"estimate": est, "se": se, "statistic": t, "df": df, "p": p,
-               "low": est - q * se, "high": est + q * se}
-        out[name] = {key: np.where(bad, np.nan, val) for key, val in res.items()}
-    return out
+    return solve_interaction(normal_equations(y, interaction_design(case, male, covariates)), ci)
