@@ -14,7 +14,7 @@ from hikisig.cohort import schema
 from hikisig.cohort.audit import verify_chain
 from hikisig.cohort.users import add_user, unlock_user
 from hikisig.errors import HikisigError
-from hikisig.web.context import Ctx, require, writing
+from hikisig.web.context import Ctx, require, writer_turn, writing
 from hikisig.web.render import page, see_other
 from hikisig.web.services import audit, printable
 
@@ -38,11 +38,7 @@ def user_dicts(s: Session) -> list[dict[str, Any]]:
 def create_user(request: Request, ctx: Ctx, name: str, role: str, site: str | None, password: str) -> None:
     """Create a user from the admin page or the API (422 with the reason on bad input)."""
     try:
-        lock = request.app.state.write_lock
-        if lock is not None:
-            with lock:
-                add_user(request.app.state.store, name, role, password, site=site or None, actor=ctx.name)
-        else:
+        with writer_turn(request):
             add_user(request.app.state.store, name, role, password, site=site or None, actor=ctx.name)
     except HikisigError as exc:
         raise HTTPException(409 if "exists" in str(exc) else 422, str(exc)) from exc
@@ -120,12 +116,8 @@ def users_action(request: Request, name: str, action: str, ctx: AdminWrite) -> R
     if action == "disable" and name == ctx.name:
         raise HTTPException(422, "you cannot disable your own account")
     try:
-        lock = request.app.state.write_lock
         active = {"unlock": None, "disable": False, "enable": True}[action]
-        if lock is not None:
-            with lock:
-                unlock_user(request.app.state.store, name, actor=ctx.name, active=active)
-        else:
+        with writer_turn(request):
             unlock_user(request.app.state.store, name, actor=ctx.name, active=active)
     except HikisigError as exc:
         raise HTTPException(404, str(exc)) from exc

@@ -9,6 +9,7 @@ pages (see :mod:`hikisig.web.services`).
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import nullcontext
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Request, UploadFile
@@ -35,6 +36,7 @@ from hikisig.web.context import (
     end_session,
     new_session,
     require,
+    writer_turn,
     writing,
 )
 from hikisig.web.services import (
@@ -367,13 +369,9 @@ async def api_labs(request: Request, ctx: Annotated[Ctx, _writer("analyst")],
     token, path = await stage_upload(settings.work_dir, file, settings.upload_mb)
     try:
         def run() -> Any:
-            lock = request.app.state.write_lock
-            if lock is not None and not dry_run:
-                with lock:
-                    return check_staged(request.app.state.store, path, token, study=study, fmt=format,
-                                        replace=replace, commit=True)
-            return check_staged(request.app.state.store, path, token, study=study, fmt=format,
-                                replace=replace, commit=not dry_run)
+            with nullcontext() if dry_run else writer_turn(request):
+                return check_staged(request.app.state.store, path, token, study=study, fmt=format,
+                                    replace=replace, commit=not dry_run)
 
         checked = await run_in_threadpool(run)
     finally:

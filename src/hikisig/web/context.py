@@ -18,9 +18,9 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy import delete, select
@@ -30,7 +30,7 @@ from hikisig.cohort import schema
 from hikisig.cohort.store import Store
 
 __all__ = ["SESSION_COOKIE", "Ctx", "LoginThrottle", "NotSignedInError", "RowId", "VisitNo", "csrf_ok",
-           "current", "end_session", "new_session", "require", "token_hash", "writing"]
+           "current", "end_session", "new_session", "require", "token_hash", "writer_turn", "writing"]
 
 SESSION_COOKIE = "hikisig_session"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -82,16 +82,17 @@ def end_session(s: Session, session_id: str) -> None:
     s.execute(delete(schema.WebSession).where(schema.WebSession.id == session_id))
 
 
+def writer_turn(request: Request) -> AbstractContextManager[Any]:
+    """Wait for this process's turn to write (SQLite: one writer at a time; PostgreSQL: no wait)."""
+    lock: threading.Lock | None = request.app.state.write_lock
+    return lock if lock is not None else nullcontext()
+
+
 @contextmanager
 def writing(request: Request) -> Iterator[Session]:
-    """A write transaction; on SQLite the server's writers take turns (one lock per process)."""
+    """A write transaction, taken in the writers' turn (see :func:`writer_turn`)."""
     store: Store = request.app.state.store
-    lock: threading.Lock | None = request.app.state.write_lock
-    if lock is None:
-        with store.session() as s:
-            yield s
-        return
-    with lock, store.session() as s:
+    with writer_turn(request), store.session() as s:
         yield s
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -13,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from hikisig.cohort.readers import FORMATS
-from hikisig.web.context import Ctx, require, writing
+from hikisig.web.context import Ctx, require, writer_turn, writing
 from hikisig.web.render import page
 from hikisig.web.services import audit
 from hikisig.web.uploads import check_staged, discard, stage_upload, staged_path
@@ -61,7 +60,7 @@ async def do_import(request: Request, ctx: AnalystWrite) -> Response:
     path = staged_path(settings.work_dir, token)
 
     def run() -> object:
-        with request.app.state.write_lock or nullcontext():
+        with writer_turn(request):
             return check_staged(request.app.state.store, path, token, study=study, fmt=fmt, replace=replace,
                                 commit=True)
 
