@@ -434,7 +434,7 @@ def test_no_inline_script_and_no_other_origin_in_any_page(pages: dict[str, Any])
 
 def test_static_files_are_served_locally(module_app: FastAPI) -> None:
     c = TestClient(module_app)
-    for name in ("htmx.min.js", "app.js", "app.css"):
+    for name in ("htmx.min.js", "app.js", "app.css", "favicon.svg"):
         r = c.get(f"/static/{name}")
         assert r.status_code == 200 and r.headers["x-content-type-options"] == "nosniff"
     assert c.get("/static/%2e%2e/templates/base.html").status_code == 404
