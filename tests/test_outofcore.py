@@ -197,8 +197,10 @@ def test_cli_parquet_equals_csv(tmp_path: Path) -> None:
         "Orn": rng.lognormal(4, 0.3, n), "Arg": rng.lognormal(4.4, 0.3, n),
         "Cit": rng.lognormal(3.4, 0.3, n), "feature_1": rng.lognormal(0, 1, n),
     })
-    wide.to_csv(tmp_path / "w.csv", index=False)
-    wide.assign(visit=1).to_parquet(tmp_path / "w.parquet", index=False)
+    # metadata and text columns the command is not told about are left out by both readers
+    extra = {"visit": 1, "batch": rng.integers(1, 4, n), "subtype": rng.choice(["A", "B", ""], n)}
+    wide.assign(**extra).to_csv(tmp_path / "w.csv", index=False)
+    wide.assign(**extra).to_parquet(tmp_path / "w.parquet", index=False)
     wide[["id", "Orn", "Arg", "Cit", "feature_1"]].to_parquet(tmp_path / "m.parquet", index=False)
     wide[["id", "sex", "age", "group"]].to_csv(tmp_path / "participants.csv", index=False)
     runner = CliRunner()
@@ -206,15 +208,17 @@ def test_cli_parquet_equals_csv(tmp_path: Path) -> None:
     a = runner.invoke(app, ["stats", str(tmp_path / "w.csv"), "--covariates", "age",
                             *common, str(tmp_path / "a.csv")])
     assert a.exit_code == 0, a.output
+    assert "column(s) not analysed (metadata or text): visit, batch, subtype" in a.output
     b = runner.invoke(app, ["stats", str(tmp_path / "w.parquet"), "--block-size", "1000",
                             *common, str(tmp_path / "b.csv")])
     assert b.exit_code == 0, b.output
-    assert "column(s) not analysed" in b.output and "visit" in b.output
+    assert "column(s) not analysed" in b.output and "visit, batch, subtype" in b.output
     c = runner.invoke(app, ["stats", str(tmp_path / "m.parquet"), "--participants",
                             str(tmp_path / "participants.csv"), *common, str(tmp_path / "c.csv")])
     assert c.exit_code == 0, c.output
     ta = pd.read_csv(tmp_path / "a.csv")
     assert {"ornithine", "orn_arg_ratio", "feature_1"} <= set(ta["analyte"])
+    assert not {"visit", "batch", "subtype"} & set(ta["analyte"])
     assert ta["formula"].str.contains("ornithine / arginine").any()
     for other in ("b.csv", "c.csv"):
         _assert_same(pd.read_csv(tmp_path / other), ta)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hikisig.cli.common import open_store, study_for_read
+from hikisig.cli.common import err, open_store, study_for_read
 from hikisig.errors import HikisigError
 from hikisig.pipeline.data import read_wide_table
 
@@ -57,5 +57,10 @@ def load_table(file: Path | None, *, meta: list[str], numeric: list[str],
     instrument's total score).
     """
     if file is not None:
-        return read_wide_table(file, id_column, meta, numeric)
+        X, obs = read_wide_table(file, id_column, meta, numeric)
+        skipped = obs.attrs.get("not_analysed") or []
+        if skipped:
+            err.print(f"note: column(s) not analysed (metadata or text): {', '.join(skipped[:10])}"
+                      f"{', ...' if len(skipped) > 10 else ''}", markup=False)
+        return X, obs
     return _from_store(meta, numeric, visit, all_visits)

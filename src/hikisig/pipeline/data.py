@@ -17,11 +17,17 @@ def read_wide_table(path: Path, id_column: str | None, meta: list[str], numeric:
                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Analytes (catalog ids where the name resolves) and the named metadata of a wide CSV.
 
-    Every unreadable cell is reported with its row and column (InputError).
+    Every column other than the id and the named metadata is an analyte, except columns
+    that name a standard metadata field (``visit``, ``age``, ``batch``, ...; see
+    :data:`hikisig.cohort.metadata.FIELD_ALIASES`) and text columns (no value holds a digit,
+    e.g. ``subtype`` = A/B): those are left out and listed in ``obs.attrs["not_analysed"]``,
+    as the Parquet reader does. Every unreadable cell of an analyte is reported with its row
+    and column (InputError).
     """
     import pandas as pd
 
     from hikisig.cohort.cells import parse_cells
+    from hikisig.cohort.metadata import canonical_field
 
     if not path.exists():
         raise InputError([Problem(str(path), "file not found")])
@@ -36,7 +42,12 @@ def read_wide_table(path: Path, id_column: str | None, meta: list[str], numeric:
     if missing:
         raise InputError([Problem(str(path), f"no column {m!r} (columns: {', '.join(cols[:10])}"
                                   f"{', ...' if len(cols) > 10 else ''})", row=1) for m in missing])
-    analytes = [c for c in cols if c not in wanted and c != id_col]
+    rest = [c for c in cols if c not in wanted and c != id_col]
+    skipped = [c for c in rest if canonical_field(c) is not None or _is_text(df[c])]
+    analytes = [c for c in rest if c not in skipped]
+    if not analytes:
+        raise InputError([Problem(str(path), "no analyte column (columns other than the id, "
+                                  "metadata and text columns)", row=1)])
     pc = ProblemCollector(str(path))
     rows = list(range(2, len(df) + 2))
     ids = df[id_col].astype(str).str.strip()
@@ -53,7 +64,18 @@ def read_wide_table(path: Path, id_column: str | None, meta: list[str], numeric:
             pc.add("expected a number", row=rows[k], column=c, value=obs[c].iat[k])
         obs[c] = num.to_numpy()
     pc.raise_if_any()
+    obs.attrs["not_analysed"] = skipped
     return pd.DataFrame(cells.values, index=obs.index, columns=analyte_names(analytes)), obs
+
+
+def _is_text(column: pd.Series) -> bool:
+    """True when a CSV column holds labels, not measurements: some values, none with a digit,
+    none a missing-value code or a censored value (``<LOD``, ``>ULOQ``)."""
+    from hikisig.cohort.cells import DEFAULT_NA_VALUES
+
+    v = column.astype(str).str.strip()
+    v = v[(v != "") & ~v.isin(DEFAULT_NA_VALUES)]
+    return bool(len(v)) and not v.str.contains(r"\d").any() and not v.str.match(r"[<>]").any()
 
 
 def analyte_names(analytes: list[str]) -> list[str]:
