@@ -92,3 +92,62 @@ def test_run_twice_gives_byte_identical_tables(synthetic_store):
         assert key in prov
     assert (a / "models" / "discriminate" / "model.skops").exists()
     assert (a / "report.html").exists()
+
+
+def test_run_reads_criteria_recorded_in_the_store(synthetic_store, tmp_path):
+    """Without a criteria CSV, a store-based run takes the criteria recorded at visits (the
+    clinic app's checklist), classified again with the current rules: the record of the
+    analysed visit, or the participant's first record."""
+    import shutil
+
+    import pandas as pd
+    from sqlalchemy import select
+
+    from hikisig.assess.answers import read_answers_csv
+    from hikisig.assess.criteria import apply_criteria
+    from hikisig.cohort import schema
+    from hikisig.cohort.store import Store
+    from hikisig.pipeline.run import _criteria
+
+    shutil.copy(synthetic_store / "s.db", tmp_path / "s.db")
+    inputs = pd.read_csv(synthetic_store / "files" / "criteria.csv", dtype=str)
+    expected = apply_criteria(read_answers_csv(synthetic_store / "files" / "criteria.csv"))
+    store = Store(tmp_path / "s.db")
+    with store.session() as s:
+        visits = {code: (pid, v_id) for code, pid, v_id in s.execute(
+            select(schema.Participant.code, schema.Participant.id, schema.Visit.id)
+            .join(schema.Visit, schema.Visit.participant_id == schema.Participant.id)
+            .where(schema.Visit.visit_index == 1))}
+        first, third = inputs["id"].iloc[0], inputs["id"].iloc[2]
+        yes = {"yes": True, "no": False}
+        for row in inputs.itertuples(index=False):
+            if row.id == third:
+                continue  # recorded at a later visit only
+            s.add(schema.CriteriaRecord(
+                visit_id=visits[row.id][1], days_out_per_week=float(row.days_out_per_week),
+                rarely_leaves_room=yes[row.rarely_leaves_room],
+                months_isolated=float(row.months_isolated), impairment=yes[row.impairment],
+                distress=yes[row.distress], status="stale", severity="stale", reasons=""))
+        for code, visit_index in ((first, 2), (third, 3)):  # later visits: out at most once a week
+            v = schema.Visit(participant_id=visits[code][0], visit_index=visit_index)
+            s.add(v)
+            s.flush()
+            s.add(schema.CriteriaRecord(visit_id=v.id, days_out_per_week=0.0,
+                                        rarely_leaves_room=True, months_isolated=48.0,
+                                        impairment=True, distress=True, status="x", severity="x",
+                                        reasons=""))
+    study = store.study_names()[0]
+    store.dispose()
+    config, _ = load_config(synthetic_store / "study.toml")
+    config.source.criteria = None
+    obs = pd.DataFrame({"participant": inputs["id"], "visit": 1})
+    got = _criteria(config, tmp_path, study, obs)
+    assert got is not None and list(got["id"]) == list(inputs["id"].sort_values())
+    assert got.set_index("id").loc[third, "visit"] == 3
+    assert got.set_index("id").loc[third, "status"] == "hikikomori"
+    assert (got.drop(columns="visit").query("id != @third").set_index("id").sort_index()
+            .equals(expected.query("id != @third").set_index("id").sort_index()))
+    assert "stale" not in set(got["status"])
+    # a wide CSV source has no store records: only an explicit criteria file counts
+    config.source.file = "x.csv"
+    assert _criteria(config, tmp_path, study, obs) is None

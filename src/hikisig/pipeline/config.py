@@ -212,7 +212,8 @@ db = "hikisig.db"            # the store (SQLite path or postgresql://...); or u
 # study = "my-study"         # study in the store (default: the only one)
 # file = "cohort.csv"        # a wide CSV instead: id column, metadata columns, analytes
 # id_column = "id"
-# criteria = "criteria.csv"  # inputs of the 2020 criteria (see hikisig assess criteria)
+# criteria = "criteria.csv"  # inputs of the 2020 criteria (see hikisig assess criteria);
+                             # default with a store: the criteria recorded at visits
 
 [design]
 group = "group"              # column with the group labels

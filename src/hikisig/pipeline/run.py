@@ -35,6 +35,12 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _store_url(config: StudyConfig, base: Path) -> str:
+    """The store of ``source.db`` (default hikisig.db), a relative path taken from ``base``."""
+    db = config.source.db or "hikisig.db"
+    return db if "://" in db or Path(db).is_absolute() else str(base / db)
+
+
 def _load(config: StudyConfig, base: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str,
                                                     bool, pd.DataFrame | None]:
     """X, obs, var, study name, synthetic flag, questionnaire scores."""
@@ -62,10 +68,7 @@ def _load(config: StudyConfig, base: Path) -> tuple[pd.DataFrame, pd.DataFrame, 
     from hikisig.cohort.dataset import load_dataset
     from hikisig.cohort.store import Store
 
-    db = src.db or "hikisig.db"
-    if "://" not in db and not Path(db).is_absolute():
-        db = str(base / db)
-    store = Store(db)
+    store = Store(_store_url(config, base))
     names = store.study_names()
     study = src.study or (names[0] if len(names) == 1 else None)
     if study is None:
@@ -92,6 +95,37 @@ def _load(config: StudyConfig, base: Path) -> tuple[pd.DataFrame, pd.DataFrame, 
                                                                    strict=True)]
     store.dispose()
     return ds.X.loc[obs.index], obs, ds.var, study, ds.synthetic, quest
+
+
+def _criteria(config: StudyConfig, base: Path, study: str, obs: pd.DataFrame
+              ) -> pd.DataFrame | None:
+    """The 2020 criteria of the participants: from ``source.criteria`` (a CSV) when set,
+    else from the store's visit records (the clinic app's checklist): the record of the
+    analysed visit, or the participant's first record when that visit has none."""
+    from hikisig.assess.criteria import apply_criteria
+
+    if config.source.criteria:
+        from hikisig.assess.answers import read_answers_csv
+
+        cpath = Path(config.source.criteria)
+        cpath = cpath if cpath.is_absolute() else base / cpath
+        return apply_criteria(read_answers_csv(cpath), str(cpath))
+    if config.source.file:
+        return None
+    from hikisig.cohort.criteria_records import load_criteria
+    from hikisig.cohort.store import Store
+
+    store = Store(_store_url(config, base))
+    try:
+        recs = load_criteria(store, study)
+    finally:
+        store.dispose()
+    if not len(recs):
+        return None
+    analysed = (dict(zip(obs["participant"], obs["visit"], strict=True)) if "visit" in obs else {})
+    same = recs["visit"] == recs["id"].map(analysed)
+    first = ~recs["id"].isin(recs.loc[same, "id"]) & ~recs["id"].duplicated()
+    return recs[same | first].reset_index(drop=True)
 
 
 def run_study(config: StudyConfig, *, config_sha256: str = "", base: Path | None = None,
@@ -184,13 +218,8 @@ def _run_study(config: StudyConfig, engine: Any, *, config_sha256: str, base: Pa
         quest = quest.assign(group=quest["id"].map(idx["group"].to_dict()),
                              sex=quest["id"].map(idx["sex"].to_dict()))
         results.questionnaires = quest[quest["group"].notna()].reset_index(drop=True)
-    if config.source.criteria:
-        from hikisig.assess.answers import read_answers_csv
-        from hikisig.assess.criteria import apply_criteria
-
-        cpath = Path(config.source.criteria)
-        cpath = cpath if cpath.is_absolute() else base / cpath
-        crit = apply_criteria(read_answers_csv(cpath), str(cpath))
+    crit = _criteria(config, base, study, obs)
+    if crit is not None:
         crit["group"] = crit["id"].map(obs.set_index("participant")["group"].to_dict())
         results.criteria = crit
     say("statistics")
