@@ -54,6 +54,32 @@ def test_one_bad_cell_names_row_and_column_and_writes_nothing(store, tmp_path):
     assert store.row_counts() == before
 
 
+def test_before_commit_runs_inside_the_import_transaction(store, tmp_path):
+    """The hook (the web app's audit entry) commits with the import or takes it down with it."""
+    from hikisig.cohort import schema
+
+    f = write(tmp_path, "lab.csv", WIDE)
+    before = store.row_counts()
+
+    def fail(s, res):
+        assert res.n_written == 9 and s.query(schema.Measurement).count() == 9  # written, not committed
+        raise RuntimeError("audit write failed")
+
+    with pytest.raises(RuntimeError, match="audit write failed"):
+        import_measurements(store, read_measurements(f), "s", before_commit=fail)
+    assert store.row_counts() == before
+    seen = []
+    res = import_measurements(store, read_measurements(f), "s",
+                              before_commit=lambda s, r: seen.append((r.import_id, r.skipped)))
+    assert seen == [(res.import_id, False)] and res.import_id is not None
+    again = import_measurements(store, read_measurements(f), "s",
+                                before_commit=lambda s, r: seen.append((r.import_id, r.skipped)))
+    assert again.skipped and seen[-1] == (None, True)
+    import_measurements(store, read_measurements(f), "s", dry_run=True,
+                        before_commit=lambda s, r: seen.append("dry"))
+    assert "dry" not in seen
+
+
 def test_all_errors_collected(tmp_path):
     f = write(tmp_path, "bad.csv", "sample,sex,Orn,Arg\nS1,X,1,a\nS1,M,b,2\n,F,3,4\n")
     with pytest.raises(InputError) as exc:

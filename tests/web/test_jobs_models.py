@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from hikisig.cohort import schema
 from hikisig.cohort.store import Store
 from hikisig.cohort.users import add_user
 from hikisig.synth import SynthConfig, SyntheticStudy, write_store
@@ -144,3 +147,12 @@ def test_lab_upload_checks_everything_and_stores_nothing_on_error(synthetic_app,
     r = ana.post("/labs/import", data={"token": token, "study": "labs", "format": "auto",
                                        "csrf_token": h["X-CSRF-Token"]})
     assert r.status_code == 404  # a staged file is imported once
+    # each import has its audit entry, written in the import's own transaction
+    with Session(store.engine) as s:
+        logged = s.execute(select(schema.AuditEvent.entity_id, schema.AuditEvent.actor)
+                           .where(schema.AuditEvent.action == "import",
+                                  schema.AuditEvent.entity == "measurements")).all()
+        imports = s.scalars(select(schema.ImportLog.id).join(schema.Study)
+                            .where(schema.Study.name == "labs")).all()
+    assert sorted(int(i) for i, _ in logged if i is not None) == sorted(imports) and len(imports) == 2
+    assert {a for _, a in logged} == {"ana"}

@@ -266,6 +266,7 @@ def import_measurements(
     progress: Progress | None = None,
     options: dict[str, Any] | None = None,
     dry_run: bool = False,
+    before_commit: Callable[[Session, ImportResult], None] | None = None,
 ) -> ImportResult:
     """Store a parsed measurement table in one transaction.
 
@@ -288,6 +289,11 @@ def import_measurements(
     dry_run : bool
         Check everything against the store (units, conflicting values, samples
         of other participants), count what would be written, then roll back.
+    before_commit : callable, optional
+        Called as ``before_commit(session, result)`` inside the import's
+        transaction once everything is written (also when the file was already
+        imported and nothing changed; never on a dry run): an audit entry
+        written there commits or rolls back with the import.
 
     Returns
     -------
@@ -314,7 +320,8 @@ def import_measurements(
     result.uncatalogued = [v.source_name for v in variables if v.catalog_id is None]
     try:
         return _import_checked(store, table, study, result, variables, values, (flag_r, flag_c, flags, raws),
-                               pc, replace=replace, progress=progress, options=options, dry_run=dry_run)
+                               pc, replace=replace, progress=progress, options=options, dry_run=dry_run,
+                               before_commit=before_commit)
     except _DryRunError:
         return result
 
@@ -326,13 +333,17 @@ class _DryRunError(Exception):
 def _import_checked(store: Store, table: ParsedTable, study: str, result: ImportResult,
                     variables: list[_Var], values: np.ndarray, flagged: tuple[Any, Any, Any, Any],
                     pc: ProblemCollector, *, replace: bool, progress: Progress | None,
-                    options: dict[str, Any] | None, dry_run: bool) -> ImportResult:
+                    options: dict[str, Any] | None, dry_run: bool,
+                    before_commit: Callable[[Session, ImportResult], None] | None = None
+                    ) -> ImportResult:
     flag_r, flag_c, flags, raws = flagged
     samples = table.samples
     with store.session() as s:
         st = store.study(s, study, create=True)
         if _already_imported(s, st.id, "measurements", table.sha256):
             result.skipped = True
+            if before_commit is not None and not dry_run:
+                before_commit(s, result)
             return result
         if result.uncatalogued:
             shown = ", ".join(result.uncatalogued[:8])
@@ -476,6 +487,8 @@ def _import_checked(store: Store, table: ParsedTable, study: str, result: Import
                             [log.id] * len(new), strict=True))
         _bulk_insert_measurements(s.connection(), out_rows, progress)
         result.n_written = len(out_rows)
+        if before_commit is not None:
+            before_commit(s, result)
     return result
 
 

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from hikisig.assess.definition import instrument_ids, load_instrument
 from hikisig.cohort import schema
 from hikisig.cohort.audit import verify_chain
+from hikisig.cohort.importer import ImportResult
 from hikisig.cohort.readers import FORMATS
 from hikisig.cohort.users import precheck, sign_in
 from hikisig.web import admin as admin_ops
@@ -367,11 +368,17 @@ async def api_labs(request: Request, ctx: Annotated[Ctx, _writer("analyst")],
         raise HTTPException(422, f"unknown format {format!r} (expected {', '.join(FORMATS)})")
     settings = request.app.state.settings
     token, path = await stage_upload(settings.work_dir, file, settings.upload_mb)
+
+    def log(s: Session, res: ImportResult) -> None:  # inside the import's transaction
+        audit(s, ctx, "import", "measurements", res.import_id, study=study,
+              after={"file": path.name, "sha256": res.sha256, "values_written": res.n_written,
+                     "skipped": res.skipped})
+
     try:
-        def run() -> Any:
+        def run() -> Any:  # in a worker thread: the write lock must not stop the event loop
             with nullcontext() if dry_run else writer_turn(request):
                 return check_staged(request.app.state.store, path, token, study=study, fmt=format,
-                                    replace=replace, commit=not dry_run)
+                                    replace=replace, commit=not dry_run, before_commit=log)
 
         checked = await run_in_threadpool(run)
     finally:
@@ -382,14 +389,6 @@ async def api_labs(request: Request, ctx: Annotated[Ctx, _writer("analyst")],
     if res is not None:
         body.update({"values": res.n_written, "unchanged": res.n_unchanged, "replaced": res.n_replaced,
                      "skipped": res.skipped, "import_id": res.import_id, "uncatalogued": res.uncatalogued})
-        if checked.ok and not dry_run:
-            def log() -> None:  # in a worker thread: the write lock must not stop the event loop
-                with writing(request) as s:
-                    audit(s, ctx, "import", "measurements", res.import_id, study=study,
-                          after={"file": checked.file, "sha256": res.sha256, "values_written": res.n_written,
-                                 "skipped": res.skipped})
-
-            await run_in_threadpool(log)
     return JSONResponse(body, status_code=200 if checked.ok else 422)
 
 

@@ -6,13 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 # request.form() yields Starlette's UploadFile (FastAPI's is a subclass that forms never produce)
 from starlette.datastructures import UploadFile
 
+from hikisig.cohort.importer import ImportResult
 from hikisig.cohort.readers import FORMATS
-from hikisig.web.context import Ctx, require, writer_turn, writing
+from hikisig.web.context import Ctx, require, writer_turn
 from hikisig.web.render import page
 from hikisig.web.services import audit
 from hikisig.web.uploads import check_staged, discard, stage_upload, staged_path
@@ -59,23 +61,19 @@ async def do_import(request: Request, ctx: AnalystWrite) -> Response:
     settings = request.app.state.settings
     path = staged_path(settings.work_dir, token)
 
-    def run() -> object:
+    def log(s: Session, res: ImportResult) -> None:  # inside the import's transaction
+        audit(s, ctx, "import", "measurements", res.import_id, study=study,
+              after={"file": path.name, "sha256": res.sha256, "samples": res.n_samples,
+                     "analytes": res.n_analytes, "values_written": res.n_written,
+                     "skipped": res.skipped})
+
+    def run() -> object:  # in a worker thread: the write lock must not stop the event loop
         with writer_turn(request):
             return check_staged(request.app.state.store, path, token, study=study, fmt=fmt, replace=replace,
-                                commit=True)
+                                commit=True, before_commit=log)
 
     checked = await run_in_threadpool(run)
     discard(settings.work_dir, token)
-    res = getattr(checked, "result", None)
-    if getattr(checked, "ok", False) and res is not None:
-        def log() -> None:  # in a worker thread: the write lock must not stop the event loop
-            with writing(request) as s:
-                audit(s, ctx, "import", "measurements", res.import_id, study=study,
-                      after={"file": path.name, "sha256": res.sha256, "samples": res.n_samples,
-                             "analytes": res.n_analytes, "values_written": res.n_written,
-                             "skipped": res.skipped})
-
-        await run_in_threadpool(log)
     return page(request, "labs_done.html", ctx, status_code=200 if getattr(checked, "ok", False) else 422,
                 checked=checked, study=study)
 

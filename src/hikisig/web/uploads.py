@@ -11,11 +11,13 @@ import re
 import secrets
 import shutil
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastapi import HTTPException
+from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
 from hikisig.cohort.importer import ImportResult, import_measurements
@@ -105,8 +107,10 @@ def _read(path: Path, fmt: str) -> Any:
 
 
 def check_staged(store: Store, path: Path, token: str, *, study: str, fmt: str = "auto",
-                 replace: bool = False, commit: bool = False) -> Checked:
-    """Read and check a staged file against the store; with ``commit``, import it."""
+                 replace: bool = False, commit: bool = False,
+                 before_commit: Callable[[Session, ImportResult], None] | None = None) -> Checked:
+    """Read and check a staged file against the store; with ``commit``, import it
+    (``before_commit`` runs inside the import's transaction: the audit entry)."""
     if fmt not in FORMATS:
         raise HTTPException(422, f"unknown format {fmt!r} (expected {', '.join(FORMATS)})")
     out = Checked(token=token, file=path.name)
@@ -122,7 +126,8 @@ def check_staged(store: Store, path: Path, token: str, *, study: str, fmt: str =
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             out.result = import_measurements(store, table, study, replace=replace, dry_run=not commit,
-                                             options={"format": fmt, "via": "web"})
+                                             options={"format": fmt, "via": "web"},
+                                             before_commit=before_commit)
     except InputError as exc:
         out.problems = [{"row": p.row, "column": p.column, "value": None if p.value is None else str(p.value),
                          "message": p.message} for p in exc.problems]
