@@ -108,7 +108,7 @@ def browser() -> Iterator[Any]:
 
 def _new_page(browser: Any, url: str) -> tuple[Any, Any, Watch]:
     context = browser.new_context(base_url=url, viewport={"width": 1200, "height": 900})
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(30_000)  # generous: CI machines can be busy
     page = context.new_page()
     watch = Watch(url)
     watch.attach(page)
@@ -284,7 +284,7 @@ def test_questionnaire_entry_fits_a_tablet(browser: Any, live_clinic: tuple[Clin
     clinic, url = live_clinic
     context = browser.new_context(base_url=url, viewport={"width": 768, "height": 1024}, has_touch=True,
                                   is_mobile=True, device_scale_factor=2)
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(30_000)  # generous: CI machines can be busy
     page = context.new_page()
     watch = Watch(url)
     watch.attach(page)

@@ -34,26 +34,63 @@ def serve_cmd(
     jobs: Annotated[int, typer.Option(help="Analyses run at the same time.")] = 1,
     proxy_headers: Annotated[bool, typer.Option(help="Trust X-Forwarded-Proto/For from a local "
                                                 "TLS proxy (cookies become Secure over https).")] = False,
+    key_file: KeyFileOpt = None,
 ) -> None:
     """Run the clinic web app (pages, JSON API at /api/v1, OpenAPI at /openapi.json).
 
-    Example: hikisig --db clinic.db serve --port 8000
+    With an audit key file (--key-file or HIKISIG_AUDIT_KEY_FILE) every audit entry is signed
+    (HMAC-SHA256) from start-up on; see docs/web.md.
+
+    Example: hikisig --db clinic.db serve --port 8000 --key-file /etc/hikisig/audit.key
     """
     import uvicorn
+    from sqlalchemy.orm import Session
 
+    from hikisig.cohort.audit import ensure_key_entry
     from hikisig.web import WebSettings, create_app
 
     if db:
         state.db = db
     if not 1 <= port <= 65535:
         raise HikisigError(f"--port {port}: expected 1 to 65535")
+    keys = _use_key_file(key_file)
     application = create_app(state.db, WebSettings(idle_minutes=idle_minutes, work_dir=work_dir,
                                                    job_workers=max(1, jobs)))
+    if keys:
+        with Session(application.state.store.engine) as s, s.begin():
+            ensure_key_entry(s, keys, actor="hikisig serve")
+        err.print(f"audit entries are signed with the key {_fp(keys[0])}",
+                  markup=False)
     err.print(f"hikisig web app on http://{host}:{port}  (store {application.state.store.display_url}; "
               "Ctrl+C stops)", markup=False)
     uvicorn.run(application, host=host, port=port, proxy_headers=proxy_headers,
                 forwarded_allow_ips="127.0.0.1" if proxy_headers else None,
                 log_level="warning" if state.quiet else "info", server_header=False)
+
+
+KeyFileOpt = Annotated[Path | None, typer.Option(
+    "--key-file", help="Audit key file (one key per line, current first; default: "
+                       "$HIKISIG_AUDIT_KEY_FILE). Keep it outside the database.")]
+
+
+def _use_key_file(key_file: Path | None) -> list[bytes]:
+    """Read the audit keys (checked now, not at the first write) and export the file's path,
+    so every writer in this process and its workers signs with it."""
+    import os
+
+    from hikisig.cohort.audit import KEY_ENV, load_audit_keys
+
+    if key_file is not None:
+        keys = load_audit_keys(key_file)
+        os.environ[KEY_ENV] = str(key_file.resolve())
+        return keys
+    return load_audit_keys()
+
+
+def _fp(key: bytes) -> str:
+    from hikisig.cohort.audit import key_fingerprint
+
+    return key_fingerprint(key)
 
 
 def _tsv(*fields: str) -> None:
@@ -166,25 +203,33 @@ def user_disable(name: Annotated[str, typer.Argument(help="User name.")],
 def audit_verify(
     expect_head: Annotated[str | None, typer.Option(
         help="ID:HASH of a head printed earlier; detects entries deleted at the end.")] = None,
+    key_file: KeyFileOpt = None,
 ) -> None:
     """Recompute the audit trail's hash chain; exit 1 if any entry was edited, removed or inserted.
 
-    Example: hikisig --db clinic.db audit verify
+    Signed entries (a server run with an audit key) are checked with the key file
+    (--key-file or HIKISIG_AUDIT_KEY_FILE); given a key, a trail with nothing signed by it
+    is an error.
+
+    Example: hikisig --db clinic.db audit verify --key-file /etc/hikisig/audit.key
     """
     from sqlalchemy.orm import Session
 
-    from hikisig.cohort.audit import verify_chain
+    from hikisig.cohort.audit import load_audit_keys, verify_chain
 
     store = open_store()
     store.require_ready()
+    keys = load_audit_keys(key_file) if key_file is not None else load_audit_keys()
     with Session(store.engine) as s:
         try:
-            rep = verify_chain(s, expect_head=expect_head)
+            rep = verify_chain(s, expect_head=expect_head, keys=keys)
         except ValueError as exc:
             raise HikisigError(str(exc)) from exc
     if rep.ok:
-        out.print(f"audit trail intact: {rep.n_entries} entries; head {rep.head_id}:{rep.head_hash}",
-                  markup=False)
+        signed = (f"; signed from entry {rep.signed_from} on" if rep.signed_from is not None
+                  else "; plain SHA-256 (no audit key)")
+        out.print(f"audit trail intact: {rep.n_entries} entries{signed}; head "
+                  f"{rep.head_id}:{rep.head_hash}", markup=False)
         return
     for p in rep.problems:
         err.print(f"TAMPERED: {p}", markup=False)

@@ -62,7 +62,7 @@ SEXES = ("M", "F")
 ROLES = ("admin", "clinician", "analyst", "auditor")
 #: Actions recorded in the audit trail.
 AUDIT_ACTIONS = ("create", "update", "delete", "view", "export", "import", "login", "login_failed",
-                 "logout", "lockout", "run")
+                 "logout", "lockout", "run", "audit_key")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

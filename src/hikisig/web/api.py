@@ -453,7 +453,7 @@ def api_audit_verify(request: Request, ctx: Annotated[Ctx, Depends(require("audi
     with Session(request.app.state.store.engine) as s:
         rep = verify_chain(s)
     return {"ok": rep.ok, "entries": rep.n_entries, "head_id": rep.head_id, "head_hash": rep.head_hash,
-            "problems": rep.problems}
+            "signed_from": rep.signed_from, "problems": rep.problems}
 
 
 # -- admin -----------------------------------------------------------------
