@@ -19,10 +19,10 @@ def read_wide_table(path: Path, id_column: str | None, meta: list[str], numeric:
 
     Every column other than the id and the named metadata is an analyte, except columns
     that name a standard metadata field (``visit``, ``age``, ``batch``, ...; see
-    :data:`hikisig.cohort.metadata.FIELD_ALIASES`) and text columns (no value holds a digit,
-    e.g. ``subtype`` = A/B): those are left out and listed in ``obs.attrs["not_analysed"]``,
-    as the Parquet reader does. Every unreadable cell of an analyte is reported with its row
-    and column (InputError).
+    :data:`hikisig.cohort.metadata.FIELD_ALIASES`) and text columns (not one value is a
+    number, e.g. ``subtype`` = A/B or a study name): those are left out and listed in
+    ``obs.attrs["not_analysed"]``, as the Parquet reader does. Every unreadable cell of an
+    analyte is reported with its row and column (InputError).
     """
     import pandas as pd
 
@@ -69,13 +69,18 @@ def read_wide_table(path: Path, id_column: str | None, meta: list[str], numeric:
 
 
 def _is_text(column: pd.Series) -> bool:
-    """True when a CSV column holds labels, not measurements: some values, none with a digit,
-    none a missing-value code or a censored value (``<LOD``, ``>ULOQ``)."""
+    """True when a CSV column holds labels, not measurements: some values, none of them a
+    number (``12.5``, ``12,5``), a missing-value code or a censored value (``<LOD``)."""
+    import pandas as pd
+
     from hikisig.cohort.cells import DEFAULT_NA_VALUES
 
     v = column.astype(str).str.strip()
     v = v[(v != "") & ~v.isin(DEFAULT_NA_VALUES)]
-    return bool(len(v)) and not v.str.contains(r"\d").any() and not v.str.match(r"[<>]").any()
+    if not len(v):
+        return False
+    numeric = pd.to_numeric(v, errors="coerce").notna() | v.str.fullmatch(r"[-+]?\d+,\d+")
+    return not numeric.any() and not v.str.match(r"[<>]").any()
 
 
 def analyte_names(analytes: list[str]) -> list[str]:
