@@ -91,7 +91,7 @@ def main() -> None:
         if backend == "dask":
             t0 = time.perf_counter()
             cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+                                   dashboard_address="127.0.0.1:0")
             client = Client(cluster)
             startup = time.perf_counter() - t0
         try:

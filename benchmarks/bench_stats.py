@@ -116,7 +116,7 @@ def main() -> None:
         t_pq, res_pq = runs_of(lambda: case_control_parquet(path, cols, case, **kw), args.runs)
         t0 = time.perf_counter()
         with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster):
+                          dashboard_address="127.0.0.1:0") as cluster, Client(cluster):
             startup = time.perf_counter() - t0
             eng = Engine("dask")
             t_dask, res_dask = runs_of(lambda: case_control(X, case, engine=eng, **kw), args.runs)

@@ -128,8 +128,8 @@ def test_backends_give_identical_results() -> None:
     kw: dict[str, Any] = {"model": "rf", "n_estimators": 20, "cv_repeats": 2, "permutations": 150, "seed": 11}
     serial = discriminate(X, y, engine=Engine("serial"), **kw)
     loky = discriminate(X, y, engine=Engine("loky", n_jobs=2), **kw)
-    with LocalCluster(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as cl, \
-            Client(cl):
+    with LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
+                      dashboard_address="127.0.0.1:0") as cl, Client(cl):
         dask = discriminate(X, y, engine="dask", **kw)
     for other in (loky, dask):
         assert other.metrics == serial.metrics

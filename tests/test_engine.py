@@ -24,7 +24,7 @@ def test_serial_loky_dask_identical():
     seeds = spawn_seeds(7, 12)
     serial = run_map(_task, seeds)
     assert run_map(_task, seeds, backend="loky", n_jobs=2) == serial
-    with LocalCluster(processes=False, n_workers=2, dashboard_address=None) as cluster, \
+    with LocalCluster(processes=False, n_workers=2, dashboard_address="127.0.0.1:0") as cluster, \
             Client(cluster):
         assert Engine("dask").map(_task, seeds) == serial
 

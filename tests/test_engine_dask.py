@@ -25,7 +25,7 @@ def client() -> Iterator[object]:
     from distributed import Client, LocalCluster
 
     with LocalCluster(processes=False, n_workers=2, threads_per_worker=1,
-                      dashboard_address=None) as cluster, Client(cluster) as c:
+                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as c:
         yield c
 
 
@@ -91,11 +91,27 @@ def test_cli_stats_and_discriminate_on_dask_equal_serial(client: object, tmp_pat
 
 
 def test_engine_starts_a_local_cluster_of_n_workers_and_closes_it() -> None:
+    import socket
+    import warnings
+
     from distributed import get_client
 
     with pytest.raises(ValueError):
         get_client()  # no client around: the engine must start its own
-    with Engine("dask", n_jobs=1) as eng:
+    # another cluster's dashboard port is taken: the engine's cluster neither warns nor fails
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        blocker.bind(("127.0.0.1", 8787))
+        blocker.listen()
+    except OSError:
+        pass  # already held by someone else: the same situation
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        eng = Engine("dask", n_jobs=1)
+        eng.client()
+    blocker.close()
+    with eng:
         client = eng.client()
         assert len(client.scheduler_info()["workers"]) == 1
         assert eng.map(abs, [-3, 4, -5]) == [3, 4, 5]

@@ -149,8 +149,10 @@ class Engine:
         except ValueError:
             pass
         workers = self.n_jobs or os.cpu_count() or 1
+        # the scheduler's HTTP server always starts: on a free loopback port, not 8787
+        # (which another cluster may hold)
         self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                     dashboard_address=None)
+                                     dashboard_address="127.0.0.1:0")
         self._client = Client(self._cluster)
         # an engine dropped without close() (e.g. a backend name given to a model) still
         # shuts its cluster down
