@@ -230,3 +230,31 @@ def test_serve_with_a_key_file_signs_from_start_up(store: Store, tmp_path: Path)
     assert [(e.action, e.actor) for e in _rows(store)] == [
         ("create", "cli"), ("audit_key", "hikisig serve"), ("login", "doc")]
     assert _verify(store, [K1]) == []
+
+
+def test_auditor_sees_the_signed_trail_verified_in_the_app(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app verifies with the key of its environment: the audit page and the API say from
+    which entry the trail is signed; an edit re-hashed without the key shows as broken."""
+    from hikisig.web import WebSettings, create_app
+    from web.conftest import login, make_clinic
+
+    key_file = tmp_path / "audit.key"
+    key_file.write_text(K1.decode() + "\n")
+    monkeypatch.setenv(KEY_ENV, str(key_file))
+    clinic = make_clinic(tmp_path)
+    app = create_app(str(clinic.db), WebSettings(work_dir=clinic.work_dir))
+    try:
+        aud, _ = login(app, "aud")
+        body = aud.get("/api/v1/audit/verify").json()
+        assert body["ok"] and body["signed_from"] == 1 and body["problems"] == []
+        assert "signed with the audit key from entry 1" in aud.get("/audit?verify=1").text
+        with clinic.store.session() as s:
+            s.execute(update(schema.AuditEvent).where(schema.AuditEvent.id == 2)
+                      .values(actor="mallory"))
+        _rechain(clinic.store, 2)
+        body = aud.get("/api/v1/audit/verify").json()
+        assert not body["ok"] and "entry 2: content does not match its hash" in body["problems"][0]
+    finally:
+        app.state.jobs.shutdown()
+        app.state.store.dispose()
