@@ -25,9 +25,7 @@ Run: .venv/bin/python benchmarks/bench_scale_parquet.py [--n 2000000] [--p 1000]
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -41,6 +39,7 @@ import numpy as np
 import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
+from _machine import machine, write_results
 
 RESULTS = Path(__file__).parent / "results" / "scale_parquet.json"
 ROW_GROUP = 50_000
@@ -158,16 +157,9 @@ def main() -> None:
         "limit_peak_rss_mb": LIMIT_MB,
         "pass": all(s["peak_rss_mb"] < LIMIT_MB for s in summary.values()),
         "kept": str(path) if args.keep else None,
-        "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "cpus": os.cpu_count(),
-                    "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-                    "load_average_before_after": [round(load_before[0], 2),
-                                                  round(os.getloadavg()[0], 2)]},
-        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(load_before[0]),
     }
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result))
+    write_results(args.results, result)
 
 
 if __name__ == "__main__":

@@ -25,9 +25,7 @@ Run: .venv/bin/python benchmarks/bench_scale_permutation.py [--runs 3] [--permut
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -35,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _machine import machine, write_results
 
 from hikisig.engine import Engine, spawn_seeds
 from hikisig.models.discriminate import _blocks, _permutation_block, _ResampleTask, discriminate
@@ -140,15 +139,9 @@ def main() -> None:
         and metrics.get("serial_refit") == metrics.get("dask_refit"),
         "refit_permutation_p": (metrics.get("serial_refit") or {}).get("permutation_p"),
         "auc": metrics["serial"]["auc"], "permutation_p": metrics["serial"]["permutation_p"],
-        "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "cpus": os.cpu_count(),
-                    "load_average_before_after": [round(load_before, 2),
-                                                  round(os.getloadavg()[0], 2)]},
-        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(load_before),
     }
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result))
+    write_results(args.results, result)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,7 @@ Run: .venv/bin/python benchmarks/bench_stats.py [--n 100000] [--p 1000] [--runs 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -36,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _machine import machine, write_results
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
@@ -164,17 +163,11 @@ def main() -> None:
         "peak_over_data": round(peak_growth / data_mb, 2),
         "result_rows": len(res),
         "goals": {"speedup": 20, "wall_s": 60, "peak_over_data": 3},
-        "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "cpus": os.cpu_count(),
-                    "load_average_before_after": [round(load_before, 2),
-                                                  round(os.getloadavg()[0], 2)]},
-        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(load_before),
     }
     result["pass"] = (result["speedup"] >= 20 and med["serial"] < 60
                       and result["peak_over_data"] < 3)
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result))
+    write_results(args.results, result)
 
 
 if __name__ == "__main__":
