@@ -46,7 +46,7 @@ def serve_cmd(
     import uvicorn
     from sqlalchemy.orm import Session
 
-    from hikisig.cohort.audit import ensure_key_entry
+    from hikisig.cohort.audit import ensure_key_entry, key_fingerprint
     from hikisig.web import WebSettings, create_app
 
     if db:
@@ -59,7 +59,7 @@ def serve_cmd(
     if keys:
         with Session(application.state.store.engine) as s, s.begin():
             ensure_key_entry(s, keys, actor="hikisig serve")
-        err.print(f"audit entries are signed with the key {_fp(keys[0])}",
+        err.print(f"audit entries are signed with the key {key_fingerprint(keys[0])}",
                   markup=False)
     err.print(f"hikisig web app on http://{host}:{port}  (store {application.state.store.display_url}; "
               "Ctrl+C stops)", markup=False)
@@ -80,17 +80,10 @@ def _use_key_file(key_file: Path | None) -> list[bytes]:
 
     from hikisig.cohort.audit import KEY_ENV, load_audit_keys
 
+    keys = load_audit_keys(key_file)  # None: the file the environment names, if any
     if key_file is not None:
-        keys = load_audit_keys(key_file)
         os.environ[KEY_ENV] = str(key_file.resolve())
-        return keys
-    return load_audit_keys()
-
-
-def _fp(key: bytes) -> str:
-    from hikisig.cohort.audit import key_fingerprint
-
-    return key_fingerprint(key)
+    return keys
 
 
 def _tsv(*fields: str) -> None:
@@ -219,7 +212,7 @@ def audit_verify(
 
     store = open_store()
     store.require_ready()
-    keys = load_audit_keys(key_file) if key_file is not None else load_audit_keys()
+    keys = load_audit_keys(key_file)
     with Session(store.engine) as s:
         try:
             rep = verify_chain(s, expect_head=expect_head, keys=keys)
