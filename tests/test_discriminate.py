@@ -62,7 +62,7 @@ def test_no_leakage_on_noise() -> None:
     for seed in range(20):
         X, y = _noise(seed)
         m = discriminate(X, y, seed=seed, model="rf", n_estimators=25, cv_repeats=1,
-                         permutations=200).metrics
+                         permutations=200).to_metrics()
         aucs.append(m["auc"])
         ps.append(m["permutation_p"])
     assert 0.45 <= float(np.mean(aucs)) <= 0.55
@@ -72,8 +72,8 @@ def test_no_leakage_on_noise() -> None:
 
 def test_planted_signal_is_found(planted: tuple[ModelResult, list[str]]) -> None:
     res, truth = planted
-    assert res.metrics["auc"] > 0.8
-    assert res.metrics["permutation_p"] < 0.05
+    assert res.auc > 0.8
+    assert res.permutation_p < 0.05
     top = res.tables["signature"].head(10)
     assert top["analyte"].isin(truth).sum() >= 5
     long_chain = top[top["analyte"].str.match(r"c1[468]")]
@@ -85,10 +85,10 @@ def test_tables_and_metrics(small: ModelResult) -> None:
     res = small
     X, y = _small_signal()
     assert res.kind == "discriminate"
-    assert set(res.metrics) >= REQUIRED_METRICS
-    json.dumps(res.metrics, allow_nan=False)
+    assert set(res.to_metrics()) >= REQUIRED_METRICS
+    json.dumps(res.to_metrics(), allow_nan=False)
     json.dumps(res.params, allow_nan=False)
-    m = res.metrics
+    m = res.to_metrics()
     assert m["auc_ci_method"] == "delong"
     assert 0 <= m["auc_ci_low"] <= m["auc"] <= m["auc_ci_high"] <= 1
     assert 0 <= m["auc_boot_ci_low"] <= m["auc_boot_ci_high"] <= 1
@@ -132,7 +132,7 @@ def test_backends_give_identical_results() -> None:
                       dashboard_address="127.0.0.1:0") as cl, Client(cl):
         dask = discriminate(X, y, engine="dask", **kw)
     for other in (loky, dask):
-        assert other.metrics == serial.metrics
+        assert other.to_metrics() == serial.to_metrics()
         pd.testing.assert_frame_equal(other.tables["oof_predictions"], serial.tables["oof_predictions"])
         pd.testing.assert_frame_equal(other.tables["importance"], serial.tables["importance"])
 
@@ -142,8 +142,8 @@ def test_same_seed_same_result_other_seed_differs() -> None:
     a = discriminate(X, y, seed=1, **FAST)
     b = discriminate(X, y, seed=1, **FAST)
     c = discriminate(X, y, seed=2, **FAST)
-    assert a.metrics == b.metrics
-    assert a.metrics["auc_boot_ci_low"] != c.metrics["auc_boot_ci_low"] or a.metrics != c.metrics
+    assert a.to_metrics() == b.to_metrics()
+    assert a.auc_boot_ci_low != c.auc_boot_ci_low or a.to_metrics() != c.to_metrics()
 
 
 def test_group_aware_splits_keep_participants_together() -> None:
@@ -165,8 +165,8 @@ def test_group_aware_discriminate() -> None:
     participants = np.repeat([f"P{i}" for i in range(20)], 2)
     y2 = np.repeat(y[::2], 2)
     res = discriminate(X, y2, groups=participants, **FAST)
-    assert res.metrics["cv_scheme"].endswith("group-aware: yes")
-    assert res.metrics["n_participants"] == 20
+    assert res.cv_scheme.endswith("group-aware: yes")
+    assert res.n_participants == 20
     assert len(res.tables["oof_predictions"]) == 40
     with pytest.raises(ValueError, match="both case and control"):
         discriminate(X, y, groups=np.arange(40) % 20, **FAST)
@@ -175,7 +175,7 @@ def test_group_aware_discriminate() -> None:
 def test_held_out_mode() -> None:
     X, y = _small_signal(4, n=60)
     res = discriminate(X, y, test_size=0.25, **FAST)
-    m = res.metrics
+    m = res.to_metrics()
     assert m["n"] + m["n_test"] == 60 and m["n_test"] == 15
     assert 0 <= m["test_auc_ci_low"] <= m["test_auc"] <= m["test_auc_ci_high"] <= 1
     test_ids = set(res.tables["test_predictions"]["id"])
@@ -188,7 +188,7 @@ def test_inner_cv_tunes_inside_training_folds() -> None:
     res = discriminate(X, y, model="logistic", cv_repeats=1, permutations=20, inner_cv=True)
     tuned = res.params["tuned_params"]["clf__C"]
     assert sum(tuned.values()) == 5 and set(tuned) <= {"0.01", "0.1", "1.0", "10.0"}
-    assert "nested" in res.metrics["cv_scheme"]
+    assert "nested" in res.cv_scheme
     assert res.model.predict_proba(X).shape == (40, 2)
 
 
@@ -196,9 +196,9 @@ def test_recalibrate_and_plsda() -> None:
     X, y = _small_signal(6)
     rf = discriminate(X, y, model="rf", n_estimators=10, cv_repeats=1, permutations=20, recalibrate=True)
     assert rf.tables["importance"]["impurity_importance"].notna().all()
-    assert "sigmoid recalibration" in rf.metrics["cv_scheme"]
+    assert "sigmoid recalibration" in rf.cv_scheme
     pls = discriminate(X, y, model="plsda", cv_repeats=1, permutations=20)
-    assert pls.metrics["auc"] > 0.7
+    assert pls.auc > 0.7
     assert pls.tables["importance"]["impurity_importance"].isna().all()
     for res in (rf, pls):
         assert res.tables["oof_predictions"]["y_prob"].between(0, 1).all()
@@ -207,8 +207,8 @@ def test_recalibrate_and_plsda() -> None:
 def test_refit_permutation_scheme() -> None:
     X, y = _small_signal(7)
     res = discriminate(X, y, model="logistic", cv_repeats=2, permutations=4, permutation_scheme="refit")
-    assert res.metrics["permutations"] == 4 and res.metrics["permutation_scheme"] == "refit"
-    assert res.metrics["permutation_p"] in {0.2, 0.4, 0.6, 0.8, 1.0}
+    assert res.permutations == 4 and res.permutation_scheme == "refit"
+    assert res.permutation_p in {0.2, 0.4, 0.6, 0.8, 1.0}
 
 
 def test_labels_and_arguments() -> None:
@@ -216,7 +216,7 @@ def test_labels_and_arguments() -> None:
     labels = np.where(y == 1, "case", "control")
     a = discriminate(X, labels, **FAST)
     b = discriminate(X, y, **FAST)
-    assert a.metrics == b.metrics
+    assert a.to_metrics() == b.to_metrics()
     with pytest.raises(ValueError, match="unknown model"):
         discriminate(X, y, model="svm")
     with pytest.raises(ValueError, match="permutation_scheme"):

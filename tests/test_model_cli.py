@@ -96,7 +96,7 @@ def test_follow_up_visits_reliable_change(tmp_path):
     out = run("predict", "--model", str(d / "rf"), str(d / "f" / "measurements.csv"),
               "--id-column", "id", "--participant-column", "id", "--visit-column", "visit",
               check=False)
-    assert out.returncode == 2 and "duplicate id" in out.stderr  # id repeats across visits
+    assert out.returncode == 2 and "duplicate sample id" in out.stderr  # id repeats across visits
     import pandas as pd
 
     meas = pd.read_csv(d / "f" / "measurements.csv", dtype=str)

@@ -13,7 +13,7 @@ from sklearn.pipeline import make_pipeline
 from hikisig.errors import HikisigError
 from hikisig.models.persist import load_model, save_model
 from hikisig.models.predict import follow_up, predict
-from hikisig.models.result import ModelResult
+from hikisig.models.result import DiscriminationResult, result_class
 from hikisig.models.signature import consensus_signature
 from hikisig.prep import LogTransformer, Scaler
 
@@ -30,8 +30,9 @@ def fitted(tmp_path):
                         "direction": ["higher in cases"] * 3, "effect": [1.0, 0.1, 0.0],
                         "importance": [0.3, 0.01, 0.0], "stability": [1.0, 0.2, 0.1]})
     thr = pd.DataFrame({"rule": ["youden"], "threshold": [0.5]})
-    res = ModelResult("discriminate", pipe, list(X.columns), {"auc": 0.9, "cv_scheme": "test"},
-                      {"signature": sig, "thresholds": thr}, {"seed": 1})
+    res = DiscriminationResult(model=pipe, features=list(X.columns),
+                               tables={"signature": sig, "thresholds": thr}, params={"seed": 1},
+                               auc=0.9, cv_scheme="test")
     folder = save_model(res, tmp_path / "m", X=X, y=y, units={"ornithine": "umol/L"},
                         study="demo-synthetic", synthetic=True)
     return folder, X, pipe
@@ -46,6 +47,9 @@ def test_round_trip_and_card(fitted):
     assert len(card["training"]["sha256"]) == 64 and card["versions"]["scikit-learn"]
     assert "Research use only" in (folder / "model_card.md").read_text()
     assert (folder / "signature.csv").exists() and (folder / "metrics.json").exists()
+    assert isinstance(m, DiscriminationResult) and m.auc == 0.9 and m.cv_scheme == "test"
+    assert m.synthetic and m.study == "demo-synthetic" and m.training.units["ornithine"] == "umol/L"
+    assert m.threshold("youden") == 0.5 and m.signature["analyte"].tolist()[0] == "c16"
 
 
 def test_untrusted_types_refused(fitted, tmp_path, monkeypatch):
@@ -69,8 +73,9 @@ def test_predict_missing_units_and_range(fitted):
     far = X.copy()
     far.iloc[0, 0] = far.iloc[:, 0].max() * 1000
     flagged = predict(m, far)
-    assert flagged.loc[0, "out_of_range"] == "ornithine" and flagged.loc[0, "warning"]
-    assert (flagged.loc[1:, "warning"] == "").all()
+    assert flagged["out_of_range"].iloc[0] == "ornithine" and flagged["warning"].iloc[0]
+    assert (flagged["warning"].iloc[1:] == "").all()
+    assert list(flagged.index) == list(X.index)
 
 
 def test_follow_up_reliable_change():
@@ -86,7 +91,7 @@ def test_consensus_signature():
     def res(kind, order):
         sig = pd.DataFrame({"analyte": order, "rank": range(1, len(order) + 1),
                             "direction": "up", "effect": 0.0, "importance": 0.0, "stability": 0.0})
-        return ModelResult(kind, None, order, {}, {"signature": sig})
+        return result_class(kind)(model=None, features=order, tables={"signature": sig})
 
     c = consensus_signature([res("discriminate", ["a", "b", "c"]), res("severity", ["b", "a", "c"])],
                             top=1)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hikisig.errors import HikisigError
-from hikisig.pipeline.config import DEFAULT_CONFIG, load_config
+from hikisig.config import DEFAULT_CONFIG, load_config
 
 FAST = """
 [discriminate]

@@ -14,14 +14,17 @@ import pytest
 
 from hikisig.assess.answers import check_answers
 from hikisig.assess.scoring import score
+from hikisig.config import StudyConfig
 from hikisig.models.discriminate import discriminate
+from hikisig.models.projection import cluster_matrix, pca_scores
 from hikisig.models.severity import severity
 from hikisig.models.signature import consensus_signature
 from hikisig.models.stratify import stratify
-from hikisig.pipeline.results import RunResults
 from hikisig.prep.markers import derived_markers
 from hikisig.report import render_report
+from hikisig.results import PreprocessingStep, Provenance, RunMethods, RunResults
 from hikisig.stats import case_control
+from hikisig.stats.describe import cohort_summary, group_summary, missingness
 from hikisig.synth import SyntheticStudy, preset
 
 FIGURES = ["fig-missingness", "fig-pca", "fig-volcano-all", "fig-volcano-M", "fig-volcano-F", "fig-boxplots",
@@ -64,16 +67,28 @@ def results() -> RunResults:
     hq = q[q["instrument"] == "hq25"].set_index("id")["total"]
     sv = severity(Xc, hq.loc[Xc.index].to_numpy(float), cv_repeats=1, permutations=20, max_components=3)
     st = stratify(Xc, bootstraps=5)
+    top = st.signature["analyte"].head(20).tolist()
+    cluster_values, cluster_of = cluster_matrix(X, st.tables["assignments"], top)
+    per_analyte, per_sample = missingness(X)
+    qs = pd.concat([group_summary(sub["total"], sub["group"], ["control", "case"]).assign(instrument=i)
+                    for i, sub in q.groupby("instrument")], ignore_index=True)
     return RunResults(
-        config={"seed": 0}, study="Synthetic reference study", synthetic=True, X=X, obs=obs, var=var,
-        markers=markers, marker_formulas=formulas, stats=stats,
-        questionnaires=q[["id", "visit", "instrument", "total", "band", "group", "sex"]], criteria=crit,
-        models={"discriminate": d, "severity": sv, "stratify": st},
+        config=StudyConfig(), study="Synthetic reference study", synthetic=True, X=X, obs=obs,
+        var=var, markers=markers, marker_formulas=formulas, stats=stats,
+        cohort=cohort_summary(obs["group"], "case", "control", obs["sex"], obs["age"]),
+        missing_by_analyte=per_analyte, missing_by_sample=per_sample, pca=pca_scores(X),
+        questionnaires=q[["id", "visit", "instrument", "total", "band", "group", "sex"]],
+        questionnaire_summary=qs, criteria=crit, discrimination=d, severity=sv, stratification=st,
+        cluster_values=cluster_values, cluster_of=cluster_of,
         consensus=consensus_signature([d, sv, st]),
-        methods={"preprocessing": STEPS, "tests": ["welch", "mwu", "lm"], "seed": 0, "engine": "local"},
-        provenance={"config_sha256": "a" * 64, "data_sha256": "b" * 64, "seed": 0, "engine": "local",
-                    "start_time": "2024-05-01T11:58:00+00:00", "end_time": "2024-05-01T12:00:00+00:00",
-                    "versions": {"hikisig": "0.1.0", "numpy": np.__version__, "pandas": pd.__version__}})
+        methods=RunMethods(preprocessing=[PreprocessingStep(n) for n in STEPS],
+                           tests=["welch", "mwu"], by="sex", covariates=["age"], seed=0,
+                           engine="local"),
+        provenance=Provenance(config_sha256="a" * 64, data_sha256="b" * 64, study="s", synthetic=True,
+                              seed=0, engine="local", start_time="2024-05-01T11:58:00+00:00",
+                              end_time="2024-05-01T12:00:00+00:00", platform="test",
+                              versions={"hikisig": "0.1.0", "numpy": np.__version__,
+                                        "pandas": pd.__version__}))
 
 
 @pytest.fixture(scope="module")
@@ -137,9 +152,13 @@ def test_report_deterministic(results: RunResults, html: str) -> None:
 
 
 def test_report_without_models_or_stats(results: RunResults) -> None:
-    bare = dataclasses.replace(results, models={}, stats=None, consensus=None, questionnaires=None,
-                               criteria=None, markers=pd.DataFrame(), marker_formulas=pd.DataFrame(),
-                               methods={}, provenance={}, synthetic=False)
+    bare = dataclasses.replace(results, discrimination=None, severity=None, stratification=None,
+                               stats=None, consensus=None, questionnaires=None,
+                               questionnaire_summary=None, criteria=None, markers=pd.DataFrame(),
+                               marker_formulas=pd.DataFrame(), methods=RunMethods(), provenance=None,
+                               synthetic=False, cluster_values=None, cluster_of=None,
+                               skipped={"discrimination": "only 2 'case' samples",
+                                        "severity": "disabled in the study config"})
     html = render_report(bare)
     assert "not run" in html
     assert "SYNTHETIC DATA" not in html and "Research use only" in html
@@ -152,3 +171,31 @@ def test_report_without_models_or_stats(results: RunResults) -> None:
         block = block[:block.index("</section>")]
         assert "Not run." in block
     assert "http://" not in html and "https://" not in html
+    notes = html[html.index('<section id="notes">'):]
+    notes = notes[:notes.index("</section>")]
+    assert "Discrimination did not run: only 2 &#39;case&#39; samples." in notes
+    block = html[html.index('<section id="discrimination">'):]
+    assert "The discrimination model was not run: only 2 &#39;case&#39; samples." in block[:block.index(
+        "</section>")]
+
+
+def test_methods_name_every_model_and_leave_no_empty_placeholder(results: RunResults) -> None:
+    from hikisig.report.methods import methods_paragraphs
+
+    text = " ".join(methods_paragraphs(results))
+    for needle in ["Discrimination: rf classifier, 5-fold stratified CV x 1 repeats",
+                   "Severity: PLS regression", "Stratification: gmm clustering of cases",
+                   "50 label permutations", "20 permutations of the score",
+                   "over 5 bootstrap resamples", "log2(value) ~ group * sex + age",
+                   "1000 resamples of participants", "random seed 0"]:
+        assert needle in text, needle
+    for empty in ["None", "nan", "()", "''", "  ", " .", " ,", "{", "}", "?"]:
+        assert empty not in text, empty
+    bare = dataclasses.replace(results, discrimination=None, severity=None, stratification=None,
+                               stats=None, skipped={"severity": "disabled in the study config"})
+    text = " ".join(methods_paragraphs(bare))
+    assert "Discrimination: not run." in text
+    assert "Severity: not run (disabled in the study config)." in text
+    assert "Univariate statistics were not run." in text
+    for empty in ["None", "nan", "()", "''", "  "]:
+        assert empty not in text, empty

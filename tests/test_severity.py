@@ -44,34 +44,34 @@ def planted_fit() -> tuple:
 def test_planted_truth_recovered(planted_fit: tuple) -> None:
     res, planted, _, _ = planted_fit
     assert res.kind == "severity"
-    assert res.metrics["q2"] > 0.3
+    assert res.q2 > 0.3
     top = set(res.tables["signature"]["analyte"].head(8))
     assert len(top & set(planted)) >= 4, (top, planted)
     # direction of the planted effects: c16 up, lysopc_a_c18_2 down
     sig = res.tables["signature"].set_index("analyte")
     assert sig.loc["c16", "direction"] == "higher with severity"
     assert sig.loc["lysopc_a_c18_2", "direction"] == "lower with severity"
-    assert res.metrics["permutation_p_q2"] == pytest.approx(1 / 20)
+    assert res.permutation_p_q2 == pytest.approx(1 / 20)
 
 
 def test_tables_and_metrics(planted_fit: tuple) -> None:
     res, _, X, y = planted_fit
-    json.dumps(res.metrics)
+    json.dumps(res.to_metrics())
     for key in ("n_components", "r2y", "q2", "rmsee", "rmsecv", "r2_spearman", "spearman_r", "pearson_r",
                 "permutation_p_q2", "permutations", "cv_scheme", "n", "scaling", "seed"):
-        assert key in res.metrics
-    assert res.metrics["r2_spearman"] == pytest.approx(res.metrics["spearman_r"] ** 2)
-    assert res.metrics["n"] == len(y)
+        assert key in res.to_metrics()
+    assert res.r2_spearman == pytest.approx(res.spearman_r ** 2)
+    assert res.n == len(y)
     q = res.tables["q2_by_components"]
     assert list(q.columns) == ["n_components", "q2_mean", "q2_sd", "r2y"]
-    assert res.metrics["n_components"] == int(q.loc[q["q2_mean"].idxmax(), "n_components"])
-    assert res.metrics["q2"] == pytest.approx(q["q2_mean"].max())
+    assert res.n_components == int(q.loc[q["q2_mean"].idxmax(), "n_components"])
+    assert res.q2 == pytest.approx(q["q2_mean"].max())
     op = res.tables["observed_predicted"]
     assert list(op.columns) == ["id", "observed", "predicted_cv", "fitted"]
     np.testing.assert_allclose(op["fitted"], res.model.predict(X).ravel())
     np.testing.assert_array_equal(op["id"], X.index)
     r2 = 1 - ((op.observed - op.fitted) ** 2).sum() / ((op.observed - op.observed.mean()) ** 2).sum()
-    assert res.metrics["r2y"] == pytest.approx(r2)
+    assert res.r2y == pytest.approx(r2)
     assert list(res.tables["signature"].columns) == SIGNATURE_COLUMNS
     sig = res.tables["signature"]
     assert sig["importance"].is_monotonic_decreasing
@@ -99,7 +99,7 @@ def test_engine_backends_identical() -> None:
     kw = {"max_components": 3, "cv_folds": 4, "cv_repeats": 3, "permutations": 30, "seed": 11}
     a = severity(X, y, engine=Engine("serial"), **kw)
     b = severity(X, y, engine=Engine("loky", n_jobs=2), **kw)
-    assert a.metrics == b.metrics
+    assert a.to_metrics() == b.to_metrics()
     pd.testing.assert_frame_equal(a.tables["signature"], b.tables["signature"])
     pd.testing.assert_frame_equal(a.tables["observed_predicted"], b.tables["observed_predicted"])
 
@@ -109,9 +109,9 @@ def test_groups_fixed_components_and_errors() -> None:
     groups = np.repeat(np.arange(18), 2)
     res = severity(X, y, groups=groups, n_components=2, cv_folds=3, cv_repeats=2, permutations=0,
                    scaling="auto")
-    assert res.metrics["n_components"] == 2
-    assert res.metrics["permutation_p_q2"] is None
-    assert "group" in res.metrics["cv_scheme"]
+    assert res.n_components == 2
+    assert res.permutation_p_q2 is None
+    assert "group" in res.cv_scheme
     assert res.model.named_steps["pls"].n_components == 2
     with pytest.raises(ValueError):
         severity(X, y[:-1])

@@ -46,21 +46,21 @@ def test_recovers_planted_subtypes(planted: Case, planted_result: ModelResult) -
     X, truth, _ = planted
     res = planted_result
     assert res.kind == "stratify"
-    assert res.metrics["k"] == 2
+    assert res.k == 2
     assign = res.tables["assignments"]
     assert assign["id"].tolist() == X.index.tolist()
     ari = adjusted_rand_score(truth.to_numpy(), assign["cluster"].to_numpy())
     assert ari >= 0.8
-    assert res.metrics["stability_ari_mean"] > 0.8
+    assert res.stability_ari_mean > 0.8
     top = res.tables["signature"]["analyte"].head(10)
     assert sum(a.startswith("ce_") or a == "uric_acid" for a in top) >= 6
-    json.dumps(res.metrics)
+    json.dumps(res.to_metrics())
 
 
 def test_tables_and_model(planted: Case, planted_result: ModelResult) -> None:
     X, _, _ = planted
     res = planted_result
-    m = res.metrics
+    m = res.to_metrics()
     assert set(m) >= {"method", "k", "criterion", "silhouette", "bic", "stability_ari_mean",
                       "stability_ari_sd", "cluster_sizes", "n", "seed"}
     assert m["criterion"] == "bic" and m["method"] == "gmm" and m["n"] == len(X)
@@ -99,7 +99,7 @@ def test_default_effect_size_better_than_chance() -> None:
     X, truth, _ = _cases(600, 1.5)
     res = stratify(X, k=2, bootstraps=0)
     assert adjusted_rand_score(truth.to_numpy(), res.tables["assignments"]["cluster"]) > 0.3
-    assert res.metrics["stability_ari_mean"] is None
+    assert res.stability_ari_mean is None
 
 
 def test_noise_is_unstable() -> None:
@@ -107,8 +107,8 @@ def test_noise_is_unstable() -> None:
     X = pd.DataFrame(np.exp(rng.standard_normal((300, 40))),
                      columns=[f"a{j}" for j in range(40)])
     res = stratify(X, k=3, bootstraps=20, seed=1)
-    assert res.metrics["k"] == 3
-    assert res.metrics["stability_ari_mean"] < 0.6
+    assert res.k == 3
+    assert res.stability_ari_mean < 0.6
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def small() -> pd.DataFrame:
 def test_serial_and_loky_identical(small: pd.DataFrame) -> None:
     a = stratify(small, bootstraps=6, seed=4, engine=Engine("serial"))
     b = stratify(small, bootstraps=6, seed=4, engine=Engine("loky", n_jobs=2))
-    assert a.metrics == b.metrics
+    assert a.to_metrics() == b.to_metrics()
     pd.testing.assert_frame_equal(a.tables["assignments"], b.tables["assignments"])
     pd.testing.assert_frame_equal(a.tables["signature"], b.tables["signature"])
 
@@ -128,11 +128,11 @@ def test_deterministic(small: pd.DataFrame) -> None:
     a = stratify(small, method="kmeans", k_range=(2, 4), n_components_pca=3, bootstraps=3, seed=2)
     b = stratify(small, method="kmeans", k_range=(2, 4), n_components_pca=3, bootstraps=3, seed=2)
     pd.testing.assert_frame_equal(a.tables["assignments"], b.tables["assignments"])
-    assert a.metrics == b.metrics
-    assert a.metrics["criterion"] == "silhouette" and a.metrics["bic"] is None
+    assert a.to_metrics() == b.to_metrics()
+    assert a.criterion == "silhouette" and a.bic is None
     assert a.tables["assignments"]["probability"].isna().all()
     counts = a.tables["assignments"]["cluster"].value_counts().sort_index()
-    assert counts.index.tolist() == list(range(1, a.metrics["k"] + 1))
+    assert counts.index.tolist() == list(range(1, a.k + 1))
     assert counts.is_monotonic_decreasing
 
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from hikisig.errors import HikisigError
 
-__all__ = ["BACKENDS", "Engine", "run_map", "spawn_seeds"]
+__all__ = ["BACKENDS", "Engine", "open_engine", "run_map", "spawn_seeds"]
 
 #: Backends of :func:`run_map`.
 BACKENDS = ("serial", "loky", "dask")
@@ -214,3 +214,31 @@ class Engine:
 
     def __repr__(self) -> str:
         return f"Engine({self.backend!r})"
+
+
+def open_engine(backend: str = "serial", scheduler: str | None = None,
+                workers: int | None = None) -> Engine:
+    """The engine of a command or a study config (``engine``, ``scheduler``, ``workers``),
+    with the combinations checked; a scheduler given is reached now, not after the data
+    are read. Use it in a ``with`` block (a local Dask cluster it starts is closed).
+
+    Raises
+    ------
+    HikisigError
+        An unknown backend, or settings that do not go together.
+    """
+    if backend not in BACKENDS:
+        raise HikisigError(f"unknown --engine {backend!r} (expected {', '.join(BACKENDS)})")
+    if scheduler and backend != "dask":
+        raise HikisigError("--scheduler needs --engine dask (run.scheduler needs run.engine = "
+                           "\"dask\")")
+    if scheduler and workers is not None:
+        raise HikisigError("--workers sizes a local Dask cluster: leave it out with --scheduler "
+                           "(the cluster's own workers run the tasks)")
+    if workers is not None and backend == "serial":
+        raise HikisigError("--workers needs --engine loky or dask (run.workers needs run.engine "
+                           "loky or dask)")
+    engine = Engine(backend, n_jobs=workers, scheduler=scheduler)
+    if scheduler:
+        engine.client()
+    return engine

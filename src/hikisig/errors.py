@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MAX_PROBLEMS", "HikisigError", "InputError", "Problem", "ProblemCollector"]
+__all__ = ["MAX_PROBLEMS", "AlignmentError", "HikisigError", "InputError", "Problem", "ProblemCollector",
+           "TooFewSamplesError"]
 
 #: Stop collecting problems of one file after this many.
 MAX_PROBLEMS = 50
@@ -19,6 +20,19 @@ MAX_PROBLEMS = 50
 
 class HikisigError(Exception):
     """Base class of every error hikisig reports to a user."""
+
+
+class AlignmentError(HikisigError, ValueError):
+    """Per-sample values that do not line up with the samples of the data (a Series whose
+    index lacks some sample ids, or an array of the wrong length)."""
+
+
+class TooFewSamplesError(HikisigError):
+    """The data do not hold enough samples for an analysis; ``stage`` names it."""
+
+    def __init__(self, message: str, stage: str = "") -> None:
+        super().__init__(message)
+        self.stage = stage
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import platform
 from importlib import metadata
 
-from hikisig import __version__
+__all__ = ["PACKAGES", "__version__", "package_versions"]
 
-__all__ = ["PACKAGES", "package_versions"]
+#: The version of hikisig (also ``hikisig.__version__``).
+__version__ = "0.1.0"
 
 #: Packages recorded in model cards and run provenance.
 PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "statsmodels", "skops", "matplotlib")

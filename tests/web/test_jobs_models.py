@@ -52,8 +52,12 @@ def test_job_options_are_validated():
         parse_job_options({"discriminate.permutation": 5})
     with pytest.raises(Exception, match="expected 0 to 10000"):
         parse_job_options({"discriminate.permutations": 20000})
-    text, sets = job_config("sqlite:///x.db", 'we"ird', {"run.seed": 3})
-    assert 'db = "sqlite:///x.db"' in text and 'study = "we\\"ird"' in text and sets == ["run.seed=3"]
+    config = job_config("sqlite:///x.db", 'we"ird', {"run.seed": 3, "severity.enabled": "false"})
+    assert config.source.db == "sqlite:///x.db" and config.source.study == 'we"ird'
+    assert config.run.seed == 3 and config.severity.enabled is False
+    assert config.discriminate.permutations == 1000  # every other setting: the config's default
+    with pytest.raises(Exception, match="unknown key 'run.sed'"):
+        job_config("sqlite:///x.db", "s", {"run.sed": 3})
 
 
 def test_analysis_runs_in_background_and_its_model_predicts_on_the_participant_page(synthetic_app):

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from hikisig import __version__
-from hikisig.cli.common import state
+from hikisig.cli.common import GlobalOptions
+from hikisig.versions import __version__
 
 __all__ = ["app", "assess_app", "import_app"]
 
@@ -37,6 +37,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     db: Annotated[str | None, typer.Option(
         "--db", envvar="HIKISIG_DB",
         help="SQLite file or database URL (postgresql://user@host/db). Default: hikisig.db")] = None,
@@ -47,4 +48,4 @@ def _root(
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """Blood metabolic signatures of hikikomori."""
-    state.db, state.study, state.quiet = db, study, quiet
+    ctx.obj = GlobalOptions(db=db, study=study, quiet=quiet)

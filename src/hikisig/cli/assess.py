@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from hikisig.cli.app import assess_app, import_app
-from hikisig.cli.common import err, open_store, out, state, write_table
+from hikisig.cli.common import err, open_store, options, out, write_table
 from hikisig.errors import HikisigError
 
 if TYPE_CHECKING:
@@ -224,14 +224,14 @@ def assess_psychometrics(
 
 
 @assess_app.command("rescore")
-def assess_rescore() -> None:
+def assess_rescore(ctx: typer.Context) -> None:
     """Recompute stored scores whose instrument definition changed.
 
     Example: hikisig --db study.db assess rescore
     """
     from hikisig.cohort.assessments import rescore_assessments
 
-    n = rescore_assessments(open_store(), state.study)
+    n = rescore_assessments(open_store(ctx), options(ctx).study)
     out.print(f"{n} assessment(s) rescored")
 
 
@@ -257,6 +257,7 @@ def assess_questionnaire(
 
 @import_app.command("responses")
 def import_responses_cmd(
+    ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="Answers: CSV, REDCap export CSV, or FHIR JSON.")],
     instrument: InstrumentOpt,
     fmt: Annotated[str, typer.Option("--format", help="csv|redcap|fhir")] = "csv",
@@ -294,8 +295,8 @@ def import_responses_cmd(
         sha = file_sha256(file)
     else:
         raise HikisigError(f"unknown format {fmt!r} (expected csv, redcap or fhir)")
-    st = open_store()
-    res = import_responses(st, answers, inst, study=state.study or "default", file=str(file),
+    st = open_store(ctx)
+    res = import_responses(st, answers, inst, study=options(ctx).study or "default", file=str(file),
                            sha256=sha, fmt=fmt, replace=replace)
     if res.skipped:
         out.print(res.summary())

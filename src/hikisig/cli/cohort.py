@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from hikisig.cli.app import app, import_app
-from hikisig.cli.common import open_store, out, print_warnings, progress_bar, state, study_for_read
+from hikisig.cli.common import open_store, options, out, print_warnings, progress_bar, study_for_read
 from hikisig.errors import HikisigError
 
 if TYPE_CHECKING:
@@ -21,31 +21,19 @@ __all__ = ["export_cmd", "import_measurements_cmd", "import_participants_cmd", "
 
 
 @app.command()
-def init() -> None:
+def init(ctx: typer.Context) -> None:
     """Create the store's tables, or upgrade them to this version's schema.
 
     Example: hikisig --db study.db init
     """
-    store = open_store()
+    store = open_store(ctx)
     rev = store.init()
     out.print(f"store ready: {store.display_url} (schema {rev})")
 
 
-def _parse_units(text: str | None) -> dict[str, str]:
-    if not text:
-        return {}
-    units: dict[str, str] = {}
-    for part in text.split(","):
-        if "=" in part:
-            col, unit = part.split("=", 1)
-            units[col.strip()] = unit.strip()
-        elif part.strip():
-            units["*"] = part.strip()
-    return units
-
-
 @import_app.command("participants")
 def import_participants_cmd(
+    ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="CSV/TSV with one row per participant.")],
     id_column: Annotated[str | None, typer.Option(help="Column with the participant code.")] = None,
     replace: Annotated[bool, typer.Option(help="Overwrite fields that differ from the store.")] = False,
@@ -58,7 +46,7 @@ def import_participants_cmd(
     """
     from hikisig.cohort.importer import import_participants
 
-    res = import_participants(open_store(), file, state.study or "default", replace=replace,
+    res = import_participants(open_store(ctx), file, options(ctx).study or "default", replace=replace,
                               id_column=id_column)
     out.print(res.summary() if res.skipped else
               f"{file}: {res.n_participants_new} new participants; study {res.study!r}")
@@ -66,6 +54,7 @@ def import_participants_cmd(
 
 @import_app.command("measurements")
 def import_measurements_cmd(
+    ctx: typer.Context,
     file: Annotated[Path, typer.Argument(
         help="The table (for w4m: one of the three files or their folder).")],
     fmt: Annotated[str, typer.Option("--format", help="auto|wide|long|w4m|cimcb|anndata")] = "auto",
@@ -92,16 +81,16 @@ def import_measurements_cmd(
     """
     from hikisig.cohort.cells import parse_na_values
     from hikisig.cohort.importer import import_measurements
-    from hikisig.cohort.readers import ReadOptions, read_measurements
+    from hikisig.cohort.readers import ReadOptions, parse_units, read_measurements
 
     opts = ReadOptions(
         id_column=id_column,
         meta_columns=[c.strip() for c in (meta_columns or "").split(",") if c.strip()],
         na_values=parse_na_values(na_values),
-        decimal_comma=decimal_comma, sheet=sheet, unit_row=unit_row, units=_parse_units(units))
-    store = open_store()
+        decimal_comma=decimal_comma, sheet=sheet, unit_row=unit_row, units=parse_units(units))
+    store = open_store(ctx)
     store.require_ready()
-    with warnings.catch_warnings(record=True) as caught, progress_bar() as bar:
+    with warnings.catch_warnings(record=True) as caught, progress_bar(ctx) as bar:
         warnings.simplefilter("always")
         task = bar.add_task(f"reading {file.name}", total=None)
         table = read_measurements(file, fmt, opts)
@@ -113,14 +102,15 @@ def import_measurements_cmd(
         record = {"format": fmt, "id_column": id_column, "meta_columns": opts.meta_columns,
                   "na_values": list(opts.na_values), "decimal_comma": decimal_comma,
                   "sheet": sheet, "unit_row": unit_row, "units": opts.units, "replace": replace}
-        res = import_measurements(store, table, state.study or "default", replace=replace,
+        res = import_measurements(store, table, options(ctx).study or "default", replace=replace,
                                   progress=progress, options=record)
-    print_warnings([w for w in caught if "openpyxl" not in str(w.filename)])
+    print_warnings(caught)
     out.print(res.summary())
 
 
 @app.command("export")
 def export_cmd(
+    ctx: typer.Context,
     fmt: Annotated[str, typer.Argument(help="anndata|parquet|csv|w4m|fhir")],
     out_path: Annotated[Path, typer.Argument(metavar="OUT", help="Output file (a folder for w4m).")],
     layout: Annotated[str, typer.Option(help="Parquet layout: wide or long.")] = "wide",
@@ -135,18 +125,18 @@ def export_cmd(
     from hikisig.cohort.dataset import load_dataset
     from hikisig.cohort.exporters import export_dataset
 
-    store = open_store()
+    store = open_store(ctx)
     if fmt == "fhir":
-        _export_fhir(store, out_path, instrument)
+        _export_fhir(store, study_for_read(ctx, store), out_path, instrument)
         return
-    ds = load_dataset(store, study_for_read(store))
+    ds = load_dataset(store, study_for_read(ctx, store))
     paths = export_dataset(ds, fmt, out_path, layout=layout)
     for p in paths:
         out.print(f"wrote {p}")
     out.print(f"{ds.shape[0]} samples x {ds.shape[1]} analytes")
 
 
-def _export_fhir(store: Store, out_path: Path, instrument: str | None) -> None:
+def _export_fhir(store: Store, study: str, out_path: Path, instrument: str | None) -> None:
     from hikisig.assess.definition import load_instrument
     from hikisig.assess.fhir import questionnaire_responses
     from hikisig.cohort.assessments import load_assessments
@@ -155,7 +145,7 @@ def _export_fhir(store: Store, out_path: Path, instrument: str | None) -> None:
     if instrument is None:
         raise HikisigError("export fhir needs --instrument (e.g. --instrument phq9)")
     inst = load_instrument(instrument)
-    table = load_assessments(store, study_for_read(store), inst.id)
+    table = load_assessments(store, study, inst.id)
     answers = table[["id", "visit", *inst.item_columns]]
     scores = table.drop(columns=inst.item_columns)
     bundle = questionnaire_responses(inst, answers, scores)
@@ -166,6 +156,7 @@ def _export_fhir(store: Store, out_path: Path, instrument: str | None) -> None:
 
 @app.command()
 def info(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Counts by group, sex and visit; analytes by class; missingness.
@@ -174,7 +165,7 @@ def info(
     """
     from hikisig.cohort.info import store_info
 
-    data = store_info(open_store(), state.study)
+    data = store_info(open_store(ctx), options(ctx).study)
     if as_json:
         print(json.dumps(data, indent=2, sort_keys=False))
         return

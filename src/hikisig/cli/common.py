@@ -1,28 +1,36 @@
-"""What every command shares: global options, consoles, progress bars."""
+"""What every command shares: the global options (in Typer's context), consoles, progress
+bars, warnings, and options whose defaults and bounds come from the study config."""
 
 from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hikisig.errors import HikisigError
-
 if TYPE_CHECKING:
     import pandas as pd
+    from pydantic import BaseModel
+
+    from hikisig.cohort.store import Store
 
 __all__ = [
-    "State",
+    "GlobalOptions",
     "err",
     "open_store",
+    "options",
     "out",
     "print_warnings",
     "progress_bar",
-    "state",
+    "reported_warnings",
+    "setting",
     "study_for_read",
     "write_table",
 ]
@@ -30,56 +38,88 @@ __all__ = [
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
+#: Warnings about library code, not about the user's data: not shown.
+_LIBRARY_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 
-class State:
-    """Global options given before the command."""
+
+@dataclass(frozen=True)
+class GlobalOptions:
+    """Options given before the command (``--db``, ``--study``, ``--quiet``)."""
 
     db: str | None = None
     study: str | None = None
     quiet: bool = False
 
 
-state = State()
+def options(ctx: typer.Context) -> GlobalOptions:
+    """The global options of this invocation."""
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, GlobalOptions) else GlobalOptions()
 
 
-def open_store() -> Any:
-    """The store named by ``--db`` / ``HIKISIG_DB``."""
+def open_store(ctx: typer.Context, db: str | None = None) -> Store:
+    """The store named by ``db``, else by ``--db`` / ``HIKISIG_DB`` (default hikisig.db)."""
     from hikisig.cohort.store import Store
 
-    return Store(state.db)
+    return Store(db or options(ctx).db)
 
 
-def study_for_read(st: Any) -> str:
+def study_for_read(ctx: typer.Context, store: Store) -> str:
     """The study to read: ``--study``, or the only study in the store."""
-    if state.study:
-        return state.study
-    names = st.study_names()
-    if len(names) == 1:
-        return str(names[0])
-    if not names:
-        raise HikisigError(f"the store {st.display_url} holds no study yet: import data first")
-    raise HikisigError(f"the store holds several studies ({', '.join(names)}): choose one with --study")
+    return options(ctx).study or store.only_study()
 
 
-def progress_bar() -> Progress:
+def progress_bar(ctx: typer.Context) -> Progress:
     """A Rich progress bar on stderr (hidden with ``--quiet``)."""
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=err, transient=True, disable=state.quiet)
+                    TimeElapsedColumn(), console=err, transient=True, disable=options(ctx).quiet)
 
 
 def print_warnings(caught: list[warnings.WarningMessage]) -> None:
-    """Print caught warnings as one line each on stderr."""
+    """Print caught warnings as one line each on stderr (each message once)."""
+    seen: set[str] = set()
     for w in caught:
-        err.print(f"warning: {w.message}", markup=False)
+        text = str(w.message)
+        if issubclass(w.category, _LIBRARY_WARNINGS) or "openpyxl" in str(w.filename) or text in seen:
+            continue
+        seen.add(text)
+        err.print(f"warning: {text}", markup=False)
+
+
+@contextmanager
+def reported_warnings() -> Iterator[None]:
+    """Collect the warnings of a block and print them on stderr when it ends (also on error)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            print_warnings(caught)
+
+
+def setting(section: type[BaseModel], name: str, help: str, *flags: str) -> Any:
+    """A ``typer.Option`` for a study-config setting: its bounds come from the config field
+    (the default is given in the signature as ``Section().name``)."""
+    lo, hi = _bounds(section, name)
+    return typer.Option(*flags, help=help, min=lo, max=hi)
+
+
+def _bounds(section: type[BaseModel], name: str) -> tuple[float | None, float | None]:
+    from hikisig.config import field_bounds
+
+    return field_bounds(section, name)
 
 
 def write_table(frame: pd.DataFrame, out_path: Path | None) -> None:
-    """Write a result table as CSV to a file (atomically) or to stdout."""
-    text = frame.to_csv(index=False, lineterminator="\n")
+    """Write a result table as CSV (or Parquet for a .parquet path) to a file (atomically) or
+    as CSV to stdout."""
     if out_path is None:
-        sys.stdout.write(text)
+        sys.stdout.write(frame.to_csv(index=False, lineterminator="\n"))
         return
     tmp = out_path.with_name(f".{out_path.name}.tmp")
-    tmp.write_text(text)
+    if out_path.suffix.lower() == ".parquet":
+        frame.to_parquet(tmp, index=False)
+    else:
+        tmp.write_text(frame.to_csv(index=False, lineterminator="\n"))
     tmp.replace(out_path)
-    err.print(f"wrote {out_path}")
+    err.print(f"wrote {out_path}", markup=False)

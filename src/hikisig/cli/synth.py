@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from hikisig.cli.app import app
-from hikisig.cli.common import out, progress_bar, state
+from hikisig.cli.common import options, out, progress_bar
 from hikisig.errors import HikisigError
 
 __all__ = ["synth"]
@@ -16,6 +16,7 @@ __all__ = ["synth"]
 
 @app.command()
 def synth(
+    ctx: typer.Context,
     preset_name: Annotated[str, typer.Option("--preset", help="Starting point.")] = "setoyama2021",
     seed: Annotated[int | None, typer.Option(help="Random seed (same seed, same files).")] = None,
     n_cases: Annotated[int | None, typer.Option(help="Number of cases (default 42).")] = None,
@@ -46,7 +47,7 @@ def synth(
     from hikisig.synth.generate import SyntheticStudy
     from hikisig.synth.writers import write_files, write_store
 
-    target_db = db or (state.db if out_dir is None else None)
+    target_db = db or (options(ctx).db if out_dir is None else None)
     if out_dir is None and target_db is None:
         raise HikisigError("say where the study goes: --out DIR and/or --db URL")
     if fmt not in ("csv", "parquet"):
@@ -58,7 +59,7 @@ def synth(
         study = SyntheticStudy(config)
     except ValueError as exc:
         raise HikisigError(str(exc).splitlines()[0] if "validation" not in str(exc) else str(exc)) from exc
-    with progress_bar() as bar:
+    with progress_bar(ctx) as bar:
         task = bar.add_task("generating", total=study.n_chunks)
 
         def progress(done: int, total: int) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from hikisig.cli.app import app
-from hikisig.cli.common import err, open_store, out, state
+from hikisig.cli.common import err, open_store, options, out
 from hikisig.errors import HikisigError
 
 __all__ = ["audit_verify", "serve_cmd", "user_add"]
@@ -24,6 +24,7 @@ app.add_typer(audit_app, name="audit")
 
 @app.command("serve")
 def serve_cmd(
+    ctx: typer.Context,
     db: Annotated[str | None, typer.Option("--db", help="The store (same as the global --db).")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only; "
                                       "put a TLS proxy in front for a network).")] = "127.0.0.1",
@@ -49,12 +50,10 @@ def serve_cmd(
     from hikisig.cohort.audit import ensure_key_entry, key_fingerprint
     from hikisig.web import WebSettings, create_app
 
-    if db:
-        state.db = db
     if not 1 <= port <= 65535:
         raise HikisigError(f"--port {port}: expected 1 to 65535")
     keys = _use_key_file(key_file)
-    application = create_app(state.db, WebSettings(idle_minutes=idle_minutes, work_dir=work_dir,
+    application = create_app(db or options(ctx).db, WebSettings(idle_minutes=idle_minutes, work_dir=work_dir,
                                                    job_workers=max(1, jobs)))
     if keys:
         with Session(application.state.store.engine) as s, s.begin():
@@ -65,7 +64,7 @@ def serve_cmd(
               "Ctrl+C stops)", markup=False)
     uvicorn.run(application, host=host, port=port, proxy_headers=proxy_headers,
                 forwarded_allow_ips="127.0.0.1" if proxy_headers else None,
-                log_level="warning" if state.quiet else "info", server_header=False)
+                log_level="warning" if options(ctx).quiet else "info", server_header=False)
 
 
 KeyFileOpt = Annotated[Path | None, typer.Option(
@@ -107,6 +106,7 @@ def _read_password(password_stdin: bool, confirm: bool = True) -> str:
 
 @user_app.command("add")
 def user_add(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="User name (letters, digits, . _ @ -).")],
     role: Annotated[str, typer.Option(help="admin|clinician|analyst|auditor")],
     site: Annotated[str | None, typer.Option(
@@ -120,7 +120,7 @@ def user_add(
     """
     from hikisig.cohort.users import add_user
 
-    store = open_store()
+    store = open_store(ctx)
     store.require_ready()
     password = _read_password(password_stdin)
     user = add_user(store, name, role, password, site=site, actor="cli")
@@ -128,7 +128,7 @@ def user_add(
 
 
 @user_app.command("list")
-def user_list() -> None:
+def user_list(ctx: typer.Context) -> None:
     """List users (name, role, site, active, locked until, last sign-in).
 
     Example: hikisig --db clinic.db user list
@@ -137,7 +137,7 @@ def user_list() -> None:
 
     from hikisig.web.admin import user_dicts
 
-    store = open_store()
+    store = open_store(ctx)
     store.require_ready()
     with Session(store.engine) as s:
         rows = user_dicts(s)
@@ -148,6 +148,7 @@ def user_list() -> None:
 
 @user_app.command("passwd")
 def user_passwd(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="User name.")],
     password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
 ) -> None:
@@ -157,28 +158,28 @@ def user_passwd(
     """
     from hikisig.cohort.users import set_password
 
-    store = open_store()
+    store = open_store(ctx)
     store.require_ready()
     set_password(store, name, _read_password(password_stdin))
     out.print(f"password of {name} changed", markup=False)
 
 
 @user_app.command("unlock")
-def user_unlock(name: Annotated[str, typer.Argument(help="User name.")]) -> None:
+def user_unlock(ctx: typer.Context, name: Annotated[str, typer.Argument(help="User name.")]) -> None:
     """Clear a lock-out after repeated failed sign-ins.
 
     Example: hikisig --db clinic.db user unlock kato
     """
     from hikisig.cohort.users import unlock_user
 
-    store = open_store()
+    store = open_store(ctx)
     store.require_ready()
     unlock_user(store, name)
     out.print(f"{name} unlocked", markup=False)
 
 
 @user_app.command("disable")
-def user_disable(name: Annotated[str, typer.Argument(help="User name.")],
+def user_disable(ctx: typer.Context, name: Annotated[str, typer.Argument(help="User name.")],
                  enable: Annotated[bool, typer.Option("--enable", help="Enable instead.")] = False) -> None:
     """Disable (or with --enable, enable) an account; disabling ends its sessions.
 
@@ -186,7 +187,7 @@ def user_disable(name: Annotated[str, typer.Argument(help="User name.")],
     """
     from hikisig.cohort.users import unlock_user
 
-    store = open_store()
+    store = open_store(ctx)
     store.require_ready()
     unlock_user(store, name, active=enable)
     out.print(f"{name} {'enabled' if enable else 'disabled'}", markup=False)
@@ -194,6 +195,7 @@ def user_disable(name: Annotated[str, typer.Argument(help="User name.")],
 
 @audit_app.command("verify")
 def audit_verify(
+    ctx: typer.Context,
     expect_head: Annotated[str | None, typer.Option(
         help="ID:HASH of a head printed earlier; detects entries deleted at the end.")] = None,
     key_file: KeyFileOpt = None,
@@ -210,7 +212,7 @@ def audit_verify(
 
     from hikisig.cohort.audit import load_audit_keys, verify_chain
 
-    store = open_store()
+    store = open_store(ctx)
     store.require_ready()
     keys = load_audit_keys(key_file)
     with Session(store.engine) as s:
@@ -232,6 +234,7 @@ def audit_verify(
 
 @audit_app.command("list")
 def audit_list(
+    ctx: typer.Context,
     limit: Annotated[int, typer.Option(help="Newest entries to show.")] = 50,
     entity: Annotated[str | None, typer.Option(help="Only this entity (participant, user, ...).")] = None,
 ) -> None:
@@ -243,7 +246,7 @@ def audit_list(
 
     from hikisig.web.admin import audit_rows
 
-    store = open_store()
+    store = open_store(ctx)
     store.require_ready()
     with Session(store.engine) as s:
         rows = audit_rows(s, limit=limit, entity=entity)

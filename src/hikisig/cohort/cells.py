@@ -17,7 +17,7 @@ import pandas as pd
 
 from hikisig.errors import ProblemCollector
 
-__all__ = ["DEFAULT_NA_VALUES", "CellBlock", "parse_cells", "parse_na_values"]
+__all__ = ["DEFAULT_NA_VALUES", "CellBlock", "parse_cells", "parse_na_values", "text_columns"]
 
 #: Missing-value codes recognised when the user gives none.
 DEFAULT_NA_VALUES = ("NA", "N/A", "NaN", "nan", "NULL", "null", "ND", "n.d.", "-", ".", "#N/A")
@@ -82,6 +82,29 @@ def _to_text(block: pd.DataFrame) -> np.ndarray:
             texts[~is_float] = s[~is_float].astype(str).str.strip().to_numpy()
         out[keep] = texts
     return out.reshape(arr.shape)
+
+
+def text_columns(block: pd.DataFrame, na_values: Sequence[str] = DEFAULT_NA_VALUES) -> list[str]:
+    """Columns that hold labels, not measurements: some values, none of them a number
+    (``12.5``, ``12,5``), a missing-value code or a censored value (``<LOD``).
+
+    Examples
+    --------
+    >>> text_columns(pd.DataFrame({"study": ["cohort-2021", "x"], "Orn": ["1.5", "n.d."],
+    ...                            "note": ["", "NA"]}))
+    ['study']
+    """
+    cols = [i for i, dtype in enumerate(block.dtypes)
+            if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)]
+    if not cols:
+        return []
+    txt = _to_text(block.iloc[:, cols])
+    s = pd.Series(txt.ravel(), dtype=object)
+    given = ((s != "") & ~s.isin(set(na_values))).to_numpy().reshape(txt.shape)
+    number = (pd.to_numeric(s, errors="coerce").notna() | s.str.fullmatch(r"[-+]?\d+,\d+")
+              | s.str[:1].isin(["<", ">"])).to_numpy(dtype=bool).reshape(txt.shape)
+    text = given.any(axis=0) & ~number.any(axis=0)
+    return [str(block.columns[cols[k]]) for k in np.flatnonzero(text)]
 
 
 def parse_cells(

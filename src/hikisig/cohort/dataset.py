@@ -4,13 +4,14 @@ A :class:`Dataset` is what every analysis reads: ``X`` (samples x analytes,
 float64, NaN where no value), ``obs`` (one row per sample: participant,
 visit, group, sex, age, sample type, batch, ... and free-form attributes) and
 ``var`` (one row per analyte: display name, unit, catalog class, HMDB, ...).
-:func:`load_dataset` builds it from the store.
+:func:`load_dataset` builds it from the store (every sample), :meth:`Dataset.from_store`
+the analysis view of a study, and :func:`hikisig.cohort.tables.read_table` from a file.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,12 @@ from sqlalchemy.orm import Session
 
 from hikisig.catalog import load_catalog
 from hikisig.cohort import schema
-from hikisig.cohort.store import Store, query_frame
+from hikisig.cohort.metadata import canonical_field
+from hikisig.cohort.store import query_frame
+from hikisig.errors import HikisigError, InputError, Problem
+
+if TYPE_CHECKING:
+    from hikisig.cohort.store import Store
 
 __all__ = ["OBS_COLUMNS", "VAR_COLUMNS", "Dataset", "load_dataset"]
 
@@ -31,33 +37,74 @@ VAR_COLUMNS = ("display_name", "catalog_id", "source_name", "unit", "class", "su
                "chain_length", "double_bonds", "hmdb", "loinc")
 
 
-@dataclass
+@dataclass(eq=False)
 class Dataset:
     """Values, sample metadata and analyte annotations of one study.
+
+    Construction checks that sample ids and analyte names are unique, that ``obs`` has
+    the index of ``X`` and ``var`` the columns of ``X``, and that every value is a number.
 
     Attributes
     ----------
     X : DataFrame
-        Samples (index: sample code) x analytes (columns: analyte key), float64.
+        Samples (index: sample id) x analytes (columns: analyte key: the catalog id where
+        the name resolves, else the column name), float64, NaN where no value.
     obs : DataFrame
-        Sample metadata, same index as ``X``.
+        Sample metadata, same index as ``X``: ``participant``, ``visit``, ``sample_type``,
+        ``group``, ``sex``, ``age``, ... and the file's other metadata columns.
     var : DataFrame
-        Analyte annotations, index = ``X.columns``.
+        Analyte annotations, index = ``X.columns``: ``display_name``, ``catalog_id``,
+        ``source_name`` (the column as named in the file), ``unit``, ``class``, ...
     flags : DataFrame
         Flagged cells: ``sample``, ``analyte``, ``flag``, ``raw``.
     study : str
         Study name.
     synthetic : bool
-        Whether the data are synthetic.
+        Whether the data are synthetic: the store's study record, or a file written by
+        ``hikisig synth``.
+    source : str or None
+        The file or store the data came from.
+    source_columns : dict
+        The file's metadata columns -> their column in ``obs`` (``Gender`` -> ``sex``,
+        ``batch`` -> ``batch``); :meth:`column` accepts either name.
+
+    Examples
+    --------
+    >>> X = pd.DataFrame({"ornithine": [60.0, 80.0]}, index=["S1", "S2"])
+    >>> ds = Dataset(X, pd.DataFrame({"group": ["case", "control"]}, index=X.index))
+    >>> ds
+    Dataset(study='default': 2 samples x 1 analytes)
+    >>> ds.column("group").tolist()
+    ['case', 'control']
     """
 
     X: pd.DataFrame
-    obs: pd.DataFrame
-    var: pd.DataFrame
+    obs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    var: pd.DataFrame = field(default_factory=pd.DataFrame)
     flags: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
         columns=["sample", "analyte", "flag", "raw"]))
     study: str = "default"
     synthetic: bool = False
+    source: str | None = None
+    source_columns: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        where = self.source or f"study {self.study!r}"
+        if not isinstance(self.X, pd.DataFrame):
+            raise HikisigError(f"{where}: X must be a DataFrame (samples x analytes)")
+        self.X = _float_frame(self.X, where)
+        _unique(self.X.index, "sample id", where)
+        _unique(self.X.columns, "analyte", where)
+        if self.obs is None or (self.obs.shape == (0, 0) and len(self.X)):
+            self.obs = pd.DataFrame(index=self.X.index)
+        if not self.obs.index.equals(self.X.index):
+            raise HikisigError(f"{where}: obs must have the samples of X, in the same order "
+                               f"(X: {_few(self.X.index)}; obs: {_few(self.obs.index)})")
+        if self.var is None or (self.var.shape == (0, 0) and self.X.shape[1]):
+            self.var = _var_for(list(self.X.columns))
+        if not self.var.index.equals(self.X.columns):
+            raise HikisigError(f"{where}: var must have the analytes of X, in the same order "
+                               f"(X: {_few(self.X.columns)}; var: {_few(self.var.index)})")
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -68,6 +115,215 @@ class Dataset:
         kind = ", synthetic" if self.synthetic else ""
         return (f"Dataset(study={self.study!r}{kind}: {self.shape[0]} samples x "
                 f"{self.shape[1]} analytes)")
+
+    # -- metadata by name ------------------------------------------------------------------
+    def column_name(self, name: str) -> str | None:
+        """The ``obs`` column a name stands for (itself, or the field a file column was read
+        as, e.g. ``Gender`` -> ``sex``), or None."""
+        if name in self.obs.columns:
+            return name
+        alias = self.source_columns.get(name)
+        if alias is not None and alias in self.obs.columns:
+            return alias
+        field_ = canonical_field(name)
+        if field_ is not None and field_ in self.obs.columns:
+            return field_
+        return None
+
+    def column(self, name: str) -> pd.Series:
+        """A metadata column by name (see :meth:`column_name`).
+
+        Raises
+        ------
+        HikisigError
+            No such column; the message lists the columns there are.
+        """
+        found = self.column_name(name)
+        if found is None:
+            cols = [str(c) for c in self.obs.columns]
+            raise InputError([Problem(self.source or f"study {self.study!r}",
+                                      f"no column {name!r} (columns: {_few(cols, 12)})",
+                                      column=name)])
+        return self.obs[found]
+
+    def subset(self, samples: Any = None, analytes: Any = None) -> Dataset:
+        """A new Dataset with some samples and/or analytes.
+
+        Parameters
+        ----------
+        samples : boolean mask, boolean Series (aligned by index) or list of sample ids
+        analytes : boolean mask or list of analyte keys
+
+        Examples
+        --------
+        >>> X = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [4.0, 5.0, 6.0]}, index=["x", "y", "z"])
+        >>> Dataset(X).subset(["z", "x"], ["b"]).X.to_dict()
+        {'b': {'z': 6.0, 'x': 4.0}}
+        """
+        rows = _selection(samples, self.X.index, "sample")
+        cols = _selection(analytes, self.X.columns, "analyte")
+        flags = self.flags
+        if len(flags):
+            flags = flags[flags["sample"].isin(rows) & flags["analyte"].isin(cols)]
+        return Dataset(self.X.loc[rows, cols], self.obs.loc[rows], self.var.loc[cols],
+                       flags.reset_index(drop=True), self.study, self.synthetic, self.source,
+                       dict(self.source_columns))
+
+    # -- other forms ---------------------------------------------------------------------------
+    @classmethod
+    def from_store(cls, db: Any = None, study: str | None = None, visit: int | str | None = None,
+                   *, sample_type: str | None = "study") -> Dataset:
+        """A study of the store, with each stored questionnaire's total as a column of ``obs``
+        (named by the instrument, e.g. ``hq25``) at the sample's visit.
+
+        Parameters
+        ----------
+        db : str, Path or Store
+            The store (SQLite path or database URL; default ``hikisig.db``).
+        study : str, optional
+            Study name (default: the only study in the store).
+        visit : int, "all" or None
+            The visit to take: None is each participant's first visit with a sample; an
+            int that visit; ``"all"`` every visit.
+        sample_type : str or None
+            Keep samples of this type (``study``; ``None`` keeps QC and blank samples too).
+
+        Examples
+        --------
+        >>> ds = Dataset.from_store("demo.db")  # doctest: +SKIP
+        """
+        from hikisig.cohort.store import Store as _Store
+
+        store = db if isinstance(db, _Store) else _Store(db)
+        try:
+            name = study or store.only_study()
+            ds = load_dataset(store, name)
+            keep = np.ones(ds.shape[0], dtype=bool)
+            if sample_type is not None:
+                keep &= (ds.obs["sample_type"] == sample_type).to_numpy()
+            visits = ds.obs["visit"]
+            if visit is None:
+                first = visits[keep].groupby(ds.obs["participant"][keep]).transform("min")
+                keep &= (visits == first.reindex(visits.index)).fillna(False).to_numpy(dtype=bool)
+            elif visit != "all":
+                if not isinstance(visit, int | np.integer):
+                    raise HikisigError(f"visit must be a visit number, 'all' or None; got {visit!r}")
+                keep &= (visits == int(visit)).fillna(False).to_numpy(dtype=bool)
+            ds = ds.subset(keep)
+            _add_scores(store, ds)
+        finally:
+            if store is not db:
+                store.dispose()
+        return ds
+
+    def to_anndata(self) -> Any:
+        """The data as an ``anndata.AnnData`` (obs, var, and ``uns["hikisig"]``: study,
+        synthetic, software)."""
+        import anndata as ad
+
+        from hikisig.versions import __version__
+
+        adata = ad.AnnData(X=self.X.to_numpy(dtype=np.float64), obs=_anndata_frame(self.obs),
+                           var=_anndata_frame(self.var))
+        adata.uns["hikisig"] = {"study": self.study, "synthetic": "true" if self.synthetic else "false",
+                                "software": f"hikisig {__version__}"}
+        return adata
+
+    @classmethod
+    def from_anndata(cls, adata: Any, *, study: str | None = None) -> Dataset:
+        """A Dataset from an ``anndata.AnnData`` (obs = samples, var = analytes), read with
+        the checks and catalog rules of every reader (see :func:`hikisig.read_table`)."""
+        from hikisig.cohort.readers import parse_anndata
+        from hikisig.cohort.tables import dataset_from_table
+
+        note = adata.uns.get("hikisig", {}) if hasattr(adata, "uns") else {}
+        name = study or (note.get("study") if isinstance(note, dict) else None) or "default"
+        return dataset_from_table(parse_anndata(adata), study=str(name))
+
+
+def _few(values: Any, n: int = 5) -> str:
+    vals = [str(v) for v in list(values)[:n]]
+    return ", ".join(vals) + (", ..." if len(values) > n else "")
+
+
+def _float_frame(X: pd.DataFrame, where: str) -> pd.DataFrame:
+    bad = [str(c) for c, dt in X.dtypes.items()
+           if not (pd.api.types.is_numeric_dtype(dt) and not pd.api.types.is_bool_dtype(dt))]
+    if bad:
+        raise HikisigError(f"{where}: analyte column(s) that are not numbers: {_few(bad)}")
+    if all(dt == np.float64 for dt in X.dtypes):
+        return X
+    return X.astype(np.float64)
+
+
+def _unique(index: pd.Index, what: str, where: str) -> None:
+    dup = index[index.duplicated()]
+    if len(dup):
+        raise HikisigError(f"{where}: duplicate {what}(s): {_few(pd.unique(dup))}")
+
+
+def _selection(which: Any, index: pd.Index, what: str) -> pd.Index:
+    if which is None:
+        return index
+    if isinstance(which, pd.Series) and pd.api.types.is_bool_dtype(which.dtype):
+        missing = index.difference(which.index)
+        if len(missing):
+            raise HikisigError(f"the {what} mask lacks {len(missing)} {what}(s): {_few(missing)}")
+        return index[which.reindex(index).to_numpy(dtype=bool)]
+    arr = np.asarray(which)
+    if arr.dtype == bool:
+        if len(arr) != len(index):
+            raise HikisigError(f"a {what} mask needs {len(index)} entries, not {len(arr)}")
+        return index[arr]
+    wanted = pd.Index(list(which))
+    unknown = wanted.difference(index)
+    if len(unknown):
+        raise HikisigError(f"unknown {what}(s): {_few(unknown)}")
+    return wanted
+
+
+def _var_for(keys: list[str]) -> pd.DataFrame:
+    """Catalog annotations of analyte keys (for data built in memory)."""
+    an = pd.DataFrame({"key": keys, "catalog_id": None, "display_name": keys, "source_name": keys,
+                       "unit": None, "attributes": [{} for _ in keys]})
+    cat = load_catalog()
+    resolved = [cat.resolve(k) for k in keys]
+    an["catalog_id"] = [a.id if a is not None and a.id == k else None
+                        for a, k in zip(resolved, keys, strict=True)]
+    an["display_name"] = [cat.get(c).display_name if c else k
+                          for c, k in zip(an["catalog_id"], keys, strict=True)]
+    return _var(an, pd.Index(keys, name="analyte"))
+
+
+def _anndata_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Columns storable in h5ad (strings with missing values, numbers)."""
+    out = pd.DataFrame(index=df.index.astype(str))
+    for col in df.columns:
+        s = df[col]
+        if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+            out[str(col)] = s.to_numpy(dtype=float) if s.isna().any() else s.to_numpy()
+        else:
+            out[str(col)] = pd.Categorical([None if pd.isna(v) else str(v) for v in s])
+    return out
+
+
+def _add_scores(store: Store, ds: Dataset) -> None:
+    """Each stored instrument's total as an ``obs`` column, matched on participant and visit."""
+    from hikisig.cohort.assessments import load_assessments
+
+    with Session(store.engine) as s:
+        st = store.study(s, ds.study)
+        names = sorted(set(s.scalars(
+            select(schema.Assessment.instrument).join(schema.Visit)
+            .join(schema.Participant).where(schema.Participant.study_id == st.id))))
+    for iid in names:
+        if iid in ds.obs.columns:
+            continue
+        scores = load_assessments(store, ds.study, iid)
+        key = scores.set_index(["id", "visit"])["total"]
+        pairs = pd.MultiIndex.from_arrays([ds.obs["participant"].astype(object),
+                                           ds.obs["visit"].astype(object)])
+        ds.obs[iid] = key.reindex(pairs).to_numpy(dtype=float) if len(key) else np.nan
 
 
 def load_dataset(store: Store, study: str) -> Dataset:
@@ -137,7 +393,8 @@ def load_dataset(store: Store, study: str) -> Dataset:
         "flag": flagged["flag"].tolist() if len(flagged) else [],
         "raw": flagged["raw"].tolist() if len(flagged) else [],
     })
-    return Dataset(pd.DataFrame(X, index=index, columns=columns), obs, var, flags, name, synthetic)
+    return Dataset(pd.DataFrame(X, index=index, columns=columns), obs, var, flags, name, synthetic,
+                   store.display_url)
 
 
 def _obs(smp: pd.DataFrame, index: pd.Index) -> pd.DataFrame:

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hikisig import __version__
 from hikisig.cohort.dataset import Dataset
 from hikisig.errors import HikisigError
+from hikisig.versions import __version__
 
 __all__ = ["EXPORT_FORMATS", "export_dataset", "long_frame", "wide_frame", "write_json"]
 

@@ -20,11 +20,12 @@ import pandas as pd
 from sqlalchemy import Connection, delete, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from hikisig.catalog import Catalog, UnknownUnitError, load_catalog, normalize_unit
+from hikisig.catalog import Catalog, load_catalog
 from hikisig.cohort import schema
 from hikisig.cohort.metadata import PARTICIPANT_FIELDS, canonical_field, parse_metadata
-from hikisig.cohort.readers import ParsedTable, _read_text_table, file_sha256
+from hikisig.cohort.readers import ParsedTable, _read_text_table, file_sha256, is_synthetic_file
 from hikisig.cohort.store import Store, query_frame
+from hikisig.cohort.variables import Variable, merge_columns, resolve_variables
 from hikisig.errors import InputError, Problem, ProblemCollector
 
 __all__ = [
@@ -79,78 +80,6 @@ class ImportResult:
                 f"{self.n_analytes} analytes ({self.n_analytes_new} new), "
                 f"{self.n_written} values written, {self.n_unchanged} unchanged, "
                 f"{self.n_replaced} replaced; study {self.study!r}")
-
-
-@dataclass
-class _Var:
-    key: str
-    catalog_id: str | None
-    display_name: str
-    source_name: str
-    unit: str | None
-    attributes: dict[str, Any]
-    columns: list[int]
-    factors: list[float]
-
-
-def _resolve_variables(t: ParsedTable, cat: Catalog, pc: ProblemCollector) -> list[_Var]:
-    """Map the file's columns onto catalog analytes (or keep them uncatalogued)."""
-    by_key: dict[str, _Var] = {}
-    order: list[str] = []
-    for j, rec in enumerate(t.variables.itertuples(index=False)):
-        name, label = str(rec.name), str(rec.label)
-        unit = normalize_unit(rec.unit) if isinstance(rec.unit, str) and rec.unit.strip() else None
-        a = cat.resolve(label) or (cat.resolve(name) if name != label else None)
-        factor = 1.0
-        if a is not None:
-            key, display, stored_unit = a.id, a.display_name, a.default_unit if unit else None
-            if unit:
-                try:
-                    factor = a.factor(unit)
-                except UnknownUnitError as exc:
-                    pc.add(str(exc), column=name, value=rec.unit)
-        else:
-            key, display, stored_unit = name, label, unit
-        attrs = dict(rec.attributes) if isinstance(rec.attributes, dict) else {}
-        if key in by_key:
-            v = by_key[key]
-            if v.unit != stored_unit:
-                pc.add(f"analyte {key!r} appears twice, with units {v.unit!r} and {stored_unit!r}",
-                       column=name)
-            v.columns.append(j)
-            v.factors.append(factor)
-        else:
-            by_key[key] = _Var(key, a.id if a else None, display, name, stored_unit, attrs, [j],
-                               [factor])
-            order.append(key)
-    return [by_key[k] for k in order]
-
-
-def _merge_columns(t: ParsedTable, variables: list[_Var], pc: ProblemCollector
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[str]]:
-    """Values (n_samples x n_keys) in stored units, and flags remapped to key columns."""
-    n = t.values.shape[0]
-    out = np.full((n, len(variables)), np.nan)
-    col_to_key = np.empty(t.values.shape[1], dtype=np.int64)
-    filled = np.zeros((n, t.values.shape[1]), dtype=bool)
-    filled |= ~np.isnan(t.values)
-    if len(t.flags):
-        filled[t.flag_rows, t.flag_cols] = True
-    for k, v in enumerate(variables):
-        col_to_key[v.columns] = k
-        if len(v.columns) > 1:
-            both = filled[:, v.columns].sum(axis=1) > 1
-            for r in np.flatnonzero(both)[:20]:
-                names = [str(t.variables["name"].iloc[c]) for c in v.columns]
-                pc.add(f"columns {', '.join(map(repr, names))} are all analyte {v.key!r} and "
-                       "more than one has a value for this sample", row=int(t.samples["_row"].iloc[r]),
-                       column=names[0])
-        for c, f in zip(v.columns, v.factors, strict=True):
-            col = t.values[:, c] * f if f != 1.0 else t.values[:, c]
-            has = ~np.isnan(col)
-            out[has, k] = col[has]
-    return (out, t.flag_rows.copy(), col_to_key[t.flag_cols] if len(t.flags) else t.flag_cols.copy(),
-            list(t.flags), list(t.raws))
 
 
 def _none(v: Any) -> Any:
@@ -314,8 +243,8 @@ def import_measurements(
     cat = catalog or load_catalog()
     pc = ProblemCollector(table.file)
     result = ImportResult(study=study, file=table.file, fmt=table.fmt, sha256=table.sha256)
-    variables = _resolve_variables(table, cat, pc)
-    values, flag_r, flag_c, flags, raws = _merge_columns(table, variables, pc)
+    variables = resolve_variables(table, cat, pc)
+    values, flag_r, flag_c, flags, raws = merge_columns(table, variables, pc)
     pc.raise_if_any()
     result.uncatalogued = [v.source_name for v in variables if v.catalog_id is None]
     try:
@@ -331,7 +260,7 @@ class _DryRunError(Exception):
 
 
 def _import_checked(store: Store, table: ParsedTable, study: str, result: ImportResult,
-                    variables: list[_Var], values: np.ndarray, flagged: tuple[Any, Any, Any, Any],
+                    variables: list[Variable], values: np.ndarray, flagged: tuple[Any, Any, Any, Any],
                     pc: ProblemCollector, *, replace: bool, progress: Progress | None,
                     options: dict[str, Any] | None, dry_run: bool,
                     before_commit: Callable[[Session, ImportResult], None] | None = None
@@ -339,7 +268,7 @@ def _import_checked(store: Store, table: ParsedTable, study: str, result: Import
     flag_r, flag_c, flags, raws = flagged
     samples = table.samples
     with store.session() as s:
-        st = store.study(s, study, create=True)
+        st = store.study(s, study, create=True, synthetic=table.synthetic)
         if _already_imported(s, st.id, "measurements", table.sha256):
             result.skipped = True
             if before_commit is not None and not dry_run:
@@ -556,7 +485,7 @@ def import_participants(
     sha = file_sha256(p)
     result = ImportResult(study=study, file=file, fmt="participants", sha256=sha)
     with store.session() as s:
-        st = store.study(s, study, create=True)
+        st = store.study(s, study, create=True, synthetic=is_synthetic_file(p))
         if _already_imported(s, st.id, "participants", sha):
             result.skipped = True
             return result

@@ -23,6 +23,7 @@ __all__ = [
     "PARTICIPANT_FIELDS",
     "SAMPLE_FIELDS",
     "canonical_field",
+    "metadata_mapping",
     "parse_metadata",
 ]
 
@@ -153,6 +154,28 @@ def _cell_text(v: Any) -> str:
     return str(v).strip()
 
 
+def metadata_mapping(columns: Sequence[Any], fields: dict[str, str] | None = None
+                     ) -> dict[Any, str]:
+    """Column -> standard field, for the columns that name one (the first column of each field
+    wins; later ones stay free-form attributes).
+
+    Examples
+    --------
+    >>> metadata_mapping(["Gender", "Class", "status", "bmi"])
+    {'Gender': 'sex', 'Class': 'group'}
+    """
+    mapping: dict[Any, str] = dict(fields or {})
+    taken = set(mapping.values())
+    for col in columns:
+        if col in mapping:
+            continue
+        field = canonical_field(str(col))
+        if field is not None and field not in taken:
+            mapping[col] = field
+            taken.add(field)
+    return mapping
+
+
 def parse_metadata(
     frame: pd.DataFrame,
     rows: Sequence[int],
@@ -188,15 +211,7 @@ def parse_metadata(
     >>> out["sex"].tolist(), out["attributes"].tolist()
     (['M', 'F'], [{'bmi': '22.5'}, {}])
     """
-    mapping: dict[str, str] = dict(fields or {})
-    taken = set(mapping.values())
-    for col in frame.columns:
-        if col in mapping:
-            continue
-        field = canonical_field(str(col))
-        if field is not None and field not in taken:
-            mapping[col] = field
-            taken.add(field)
+    mapping = metadata_mapping(list(frame.columns), fields)
     out = pd.DataFrame(index=frame.index)
     attr_cols = [c for c in frame.columns if c not in mapping]
     for col, field in mapping.items():

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hikisig.cohort.cells import CellBlock, parse_cells, parse_na_values
-from hikisig.cohort.metadata import canonical_field, parse_metadata
+from hikisig.cohort.cells import CellBlock, parse_cells, parse_na_values, text_columns
+from hikisig.cohort.metadata import canonical_field, metadata_mapping, parse_metadata
 from hikisig.errors import HikisigError, InputError, Problem, ProblemCollector
 
 __all__ = [
@@ -31,6 +31,8 @@ __all__ = [
     "ReadOptions",
     "detect_format",
     "file_sha256",
+    "is_synthetic_file",
+    "parse_units",
     "read_measurements",
 ]
 
@@ -60,6 +62,12 @@ class ReadOptions:
         The first row under the header holds each column's unit (wide).
     units : dict
         Column -> unit; key ``"*"`` applies to every analyte column (wide).
+    optional_meta_columns : list of str
+        Metadata columns of a wide table when the file has them (no error when absent).
+    text_as_metadata : bool
+        Columns of a wide table that hold labels, not one number (a study name, a subtype
+        A/B), are metadata; otherwise each of their cells is an error. Analyses read tables
+        this way; imports into the store do not.
     """
 
     id_column: str | None = None
@@ -69,6 +77,30 @@ class ReadOptions:
     sheet: str | None = None
     unit_row: bool = False
     units: dict[str, str] = field(default_factory=dict)
+    optional_meta_columns: list[str] = field(default_factory=list)
+    text_as_metadata: bool = False
+
+
+def parse_units(text: str | None) -> dict[str, str]:
+    """A ``--units`` option: one unit for every column, or ``COL=unit`` pairs.
+
+    Examples
+    --------
+    >>> parse_units("Orn=umol/L, UA=mg/dL")
+    {'Orn': 'umol/L', 'UA': 'mg/dL'}
+    >>> parse_units("umol/L")
+    {'*': 'umol/L'}
+    """
+    if not text:
+        return {}
+    units: dict[str, str] = {}
+    for part in text.split(","):
+        if "=" in part:
+            col, unit = part.split("=", 1)
+            units[col.strip()] = unit.strip()
+        elif part.strip():
+            units["*"] = part.strip()
+    return units
 
 
 @dataclass
@@ -94,6 +126,11 @@ class ParsedTable:
         Values; NaN where empty or flagged.
     flag_rows, flag_cols, flags, raws
         Flagged cells (see :class:`~hikisig.cohort.cells.CellBlock`).
+    meta_columns : dict
+        The file's metadata columns -> their name in ``samples`` (a standard field such
+        as ``sex`` for ``Gender``, else the column's own name).
+    synthetic : bool
+        The file was written by ``hikisig synth`` (see :func:`is_synthetic_file`).
     """
 
     file: str
@@ -106,6 +143,8 @@ class ParsedTable:
     flag_cols: np.ndarray
     flags: list[str]
     raws: list[str]
+    meta_columns: dict[str, str] = field(default_factory=dict)
+    synthetic: bool = False
 
     @property
     def n_values(self) -> int:
@@ -311,9 +350,11 @@ def _variables(names: list[str], units: list[str | None], labels: list[str] | No
 
 
 def _table(file: str, fmt: str, sha: str, samples: pd.DataFrame, variables: pd.DataFrame,
-           cells: CellBlock) -> ParsedTable:
+           cells: CellBlock, meta_source: Sequence[Any] = ()) -> ParsedTable:
+    mapping = metadata_mapping(list(meta_source))
     return ParsedTable(file, fmt, sha, samples.reset_index(drop=True), variables, cells.values,
-                       cells.flag_rows, cells.flag_cols, cells.flags, cells.raws)
+                       cells.flag_rows, cells.flag_cols, cells.flags, cells.raws,
+                       meta_columns={str(c): str(mapping.get(c, c)) for c in meta_source})
 
 
 # -- wide ------------------------------------------------------------------
@@ -334,8 +375,14 @@ def read_wide(path: Path, opts: ReadOptions) -> ParsedTable:
         if mc not in columns:
             pc.add(f"metadata column {mc!r} given by --meta-columns is not in the file", row=1)
     pc.raise_if_any()
-    meta_cols = [c for c in columns if c != id_col and (c in opts.meta_columns or canonical_field(c))]
+    named = {*opts.meta_columns, *opts.optional_meta_columns}
+    meta_cols = [c for c in columns if c != id_col and (c in named or canonical_field(c))]
     analyte_cols = [c for c in columns if c != id_col and c not in meta_cols]
+    if opts.text_as_metadata and analyte_cols:
+        body = df.iloc[1:] if opts.unit_row else df
+        text = set(text_columns(body[analyte_cols], opts.na_values))
+        meta_cols = [c for c in columns if c in meta_cols or c in text]
+        analyte_cols = [c for c in analyte_cols if c not in text]
     if not analyte_cols:
         raise _fail(file, "has no analyte columns (every column is the id or metadata)")
     units: dict[str, str | None] = {c: opts.units.get(c, opts.units.get("*")) for c in analyte_cols}
@@ -360,7 +407,7 @@ def read_wide(path: Path, opts: ReadOptions) -> ParsedTable:
                         na_values=opts.na_values, decimal_comma=opts.decimal_comma)
     pc.raise_if_any()
     variables = _variables(analyte_cols, [units[c] for c in analyte_cols])
-    return _table(file, "wide", file_sha256(path), samples, variables, cells)
+    return _table(file, "wide", file_sha256(path), samples, variables, cells, meta_cols)
 
 
 def _id_text(v: Any) -> str:
@@ -455,7 +502,7 @@ def read_long(path: Path, opts: ReadOptions) -> ParsedTable:
     vunits: list[str | None] = [str(unit.iloc[i]) or None for i in vfirst]
     variables = _variables(names, vunits)
     cells = CellBlock(values, fr.astype(np.int64), fc.astype(np.int64), cells1.flags, cells1.raws)
-    return _table(file, "long", file_sha256(path), samples, variables, cells)
+    return _table(file, "long", file_sha256(path), samples, variables, cells, list(meta_frame.columns))
 
 
 # -- W4M three tables ---------------------------------------------------------
@@ -514,7 +561,7 @@ def read_w4m(path: Path, opts: ReadOptions) -> ParsedTable:
         units.append(str(rec[unit_col]).strip() or None if unit_col else None)
     variables = _variables(var_names, units, attributes=attrs)
     sha = file_sha256(dm_path, sm_path, vm_path)
-    return _table(f"{dm_path}", "w4m", sha, samples, variables, cells)
+    return _table(f"{dm_path}", "w4m", sha, samples, variables, cells, meta_cols)
 
 
 def _parse_transposed(block: pd.DataFrame, file: str, var_rows: list[int], sample_ids: list[str],
@@ -580,7 +627,7 @@ def read_cimcb(path: Path, opts: ReadOptions) -> ParsedTable:
         if unit_col:
             a.pop(unit_col, None)
     variables = _variables(names, units, labels=labels, attributes=attrs)
-    return _table(file, "cimcb", file_sha256(path), samples, variables, cells)
+    return _table(file, "cimcb", file_sha256(path), samples, variables, cells, meta_cols)
 
 
 def _py(v: Any) -> Any:
@@ -597,11 +644,18 @@ def read_anndata(path: Path, opts: ReadOptions) -> ParsedTable:
         adata = ad.read_h5ad(path)
     except Exception as exc:
         raise _fail(file, f"cannot read as AnnData: {exc}") from exc
+    return parse_anndata(adata, file, file_sha256(path))
+
+
+def parse_anndata(adata: Any, file: str = "AnnData", sha: str = "") -> ParsedTable:
+    """An AnnData object (obs = samples, var = analytes) as a :class:`ParsedTable`, with the
+    checks of every reader (ids, metadata values, non-finite values)."""
     pc = ProblemCollector(file)
     obs = adata.obs.copy()
     rows = list(range(1, len(obs) + 1))
     skip = {"participant_attributes", "sample_attributes"}
-    meta = parse_metadata(obs[[c for c in obs.columns if c not in skip]], rows, pc)
+    meta_cols = [c for c in obs.columns if c not in skip]
+    meta = parse_metadata(obs[meta_cols], rows, pc)
     ids = [str(i) for i in obs.index]
     samples = _finish_samples(meta, ids, rows, file, pc)
     x = adata.X
@@ -617,11 +671,44 @@ def read_anndata(path: Path, opts: ReadOptions) -> ParsedTable:
         [None if pd.isna(u) or str(u) == "" else str(u) for u in var["unit"]]
         if "unit" in var else [None] * var.shape[0])
     variables = _variables([str(v) for v in adata.var_names], units, labels=labels)
-    return _table(file, "anndata", file_sha256(path), samples, variables, cells)
+    table = _table(file, "anndata", sha, samples, variables, cells, meta_cols)
+    note = adata.uns.get("hikisig", {})
+    table.synthetic = isinstance(note, dict) and str(note.get("synthetic", "")) == "true"
+    return table
 
 
 _READERS = {"wide": read_wide, "long": read_long, "w4m": read_w4m, "cimcb": read_cimcb,
             "anndata": read_anndata}
+
+
+#: The notice ``hikisig synth`` writes beside its files.
+SYNTHETIC_NOTICE = "SYNTHETIC.txt"
+
+
+def is_synthetic_file(path: str | Path) -> bool:
+    """Whether a file was written by ``hikisig synth``: a Parquet file whose ``hikisig``
+    metadata says so, or any file with the synthetic notice (``SYNTHETIC.txt``) beside it.
+
+    Examples
+    --------
+    >>> is_synthetic_file("no/such/file.csv")
+    False
+    """
+    p = Path(path)
+    folder = p if p.is_dir() else p.parent
+    if (folder / SYNTHETIC_NOTICE).is_file():
+        return True
+    if p.is_file() and p.suffix.lower() == ".parquet":
+        import json
+
+        import pyarrow.parquet as pq
+
+        try:
+            meta = pq.read_schema(p).metadata or {}
+            return str(json.loads(meta.get(b"hikisig", b"{}")).get("synthetic", "")) == "true"
+        except Exception:  # not a readable Parquet file: the reader reports it
+            return False
+    return False
 
 
 def read_measurements(path: str | Path, fmt: str = "auto",
@@ -663,7 +750,9 @@ def read_measurements(path: str | Path, fmt: str = "auto",
         chosen = detect_format(p) if fmt == "auto" else fmt
         if p.is_dir() and chosen != "w4m":
             raise _fail(str(path), "is a folder (only the w4m format reads a folder)")
-        return _READERS[chosen](p, opts)
+        table = _READERS[chosen](p, opts)
+        table.synthetic = table.synthetic or is_synthetic_file(p)
+        return table
     except HikisigError:
         raise
     except Exception as exc:  # a corrupt parquet/gzip/zip/xlsx: the libraries raise many kinds

@@ -178,18 +178,42 @@ class Store:
         with Session(self.engine, expire_on_commit=False) as s, s.begin():
             yield s
 
-    def study(self, session: Session, name: str, create: bool = False) -> schema.Study:
-        """Return the study called ``name`` (created if ``create``)."""
+    def study(self, session: Session, name: str, create: bool = False,
+              synthetic: bool = False) -> schema.Study:
+        """Return the study called ``name`` (created if ``create``).
+
+        ``synthetic`` marks the study as holding synthetic data (a study is never marked
+        back as real): whether data are synthetic is a property of the data, recorded on
+        import, not guessed from a name.
+        """
         st = session.scalar(select(schema.Study).where(schema.Study.name == name))
         if st is None:
             if not create:
                 names = self.study_names()
                 hint = f"; studies here: {', '.join(names)}" if names else "; the store is empty"
                 raise StoreError(f"no study named {name!r} in {self.display_url}{hint}")
-            st = schema.Study(name=name, synthetic="synthetic" in name.lower())
+            st = schema.Study(name=name, synthetic=synthetic)
             session.add(st)
             session.flush()
+        elif synthetic and not st.synthetic:
+            st.synthetic = True
         return st
+
+    def only_study(self) -> str:
+        """The name of the store's only study (the study read when none is named).
+
+        Raises
+        ------
+        StoreError
+            The store holds no study, or several (the message lists them).
+        """
+        names = self.study_names()
+        if len(names) == 1:
+            return str(names[0])
+        if not names:
+            raise StoreError(f"the store {self.display_url} holds no study yet: import data first")
+        raise StoreError(f"the store holds several studies ({', '.join(names)}): choose one with "
+                         "--study (source.study in a study config)")
 
     def study_names(self) -> list[str]:
         """Names of the studies in the store."""

@@ -24,7 +24,7 @@ Examples
 >>> X = pd.DataFrame(rng.lognormal(size=(40, 5)), columns=list("abcde"))
 >>> X["a"] *= np.where(y == 1, 3.0, 1.0)
 >>> res = discriminate(X, y, model="logistic", cv_repeats=2, permutations=50)
->>> res.metrics["auc"] > 0.7, list(res.tables["oof_predictions"].columns)
+>>> res.auc > 0.7, list(res.tables["oof_predictions"].columns)
 (True, ['id', 'y_true', 'y_prob'])
 """
 
@@ -50,21 +50,21 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, validate_data
 from statsmodels.stats.proportion import proportion_confint
 
+from hikisig.config import MODELS, PERMUTATION_SCHEMES, DiscriminateSection, Screening
 from hikisig.engine import Engine, spawn_seeds
 from hikisig.models.calibration import brier_score, calibration_slope_intercept, reliability_table
-from hikisig.models.result import SIGNATURE_COLUMNS, ModelResult
+from hikisig.models.result import SIGNATURE_COLUMNS, DiscriminationResult, HeldOut, clean, training_data
 from hikisig.prep import LogTransformer, MinFractionImputer, Scaler
 from hikisig.stats.roc import auc_delong
-from hikisig.stats.screening import DEFAULT_PREVALENCE, predictive_values
+from hikisig.stats.screening import predictive_values
 from hikisig.stats.univariate import hedges_g
 
-__all__ = ["MODELS", "PERMUTATION_SCHEMES", "PLSDAClassifier", "cv_splits", "discriminate",
-           "make_pipeline"]
+__all__ = ["MODELS", "PERMUTATION_SCHEMES", "PLSDAClassifier", "case_column", "cv_splits",
+           "discriminate", "encode_labels", "make_pipeline"]
 
-#: Classifiers understood by :func:`discriminate`.
-MODELS = ("rf", "logistic", "plsda")
-#: Permutation test schemes.
-PERMUTATION_SCHEMES = ("oof", "refit")
+_D = DiscriminateSection()
+#: Points of the false positive rate at which the ROC band is given.
+ROC_GRID = np.linspace(0.0, 1.0, 101)
 
 #: Hyper-parameter grids searched with ``inner_cv=True`` (keys are names in the ``clf`` step).
 PARAM_GRIDS: dict[str, dict[str, list[Any]]] = {
@@ -193,8 +193,9 @@ def _estimator(model: str, seed: int, n_estimators: int) -> BaseEstimator:
     raise ValueError(f"unknown model {model!r}; valid values: {', '.join(map(repr, MODELS))}")
 
 
-def make_pipeline(model: str = "rf", *, seed: int = 0, inner_cv: bool = False, recalibrate: bool = False,
-                  n_estimators: int = 200) -> BaseEstimator:
+def make_pipeline(model: str = _D.model, *, seed: int = 0, inner_cv: bool = _D.inner_cv,
+                  recalibrate: bool = _D.recalibrate, n_estimators: int = _D.n_estimators
+                  ) -> BaseEstimator:
     """The (unfitted) model of :func:`discriminate`.
 
     ``MinFractionImputer -> LogTransformer(log2) -> Scaler(auto) -> clf``; with
@@ -386,18 +387,23 @@ class _ResampleTask:
     seed: int
 
 
-def _bootstrap_block(task: _ResampleTask) -> list[float]:
-    """AUCs of ``n`` bootstrap resamples of units, stratified by the unit's class."""
+def _bootstrap_block(task: _ResampleTask) -> tuple[np.ndarray, np.ndarray]:
+    """AUCs of ``n`` bootstrap resamples of units (participants), stratified by the unit's
+    class, and each resample's ROC curve (true positive rate on :data:`ROC_GRID`, vertical
+    averaging)."""
     rng = np.random.default_rng(task.seed)
     members = [np.flatnonzero(task.units == u) for u in range(len(task.unit_y))]
     strata = [np.flatnonzero(task.unit_y == c) for c in (0, 1)]
-    out = []
-    for _ in range(task.n):
+    aucs = np.empty(task.n)
+    tprs = np.empty((task.n, len(ROC_GRID)))
+    for b in range(task.n):
         pick = np.concatenate([rng.choice(s, size=len(s), replace=True) for s in strata])
         idx = np.concatenate([members[u] for u in pick])
-        ranks = sps.rankdata(task.prob[idx])
-        out.append(_auc_from_ranks(ranks, task.y[idx] == 1))
-    return out
+        yb, pb = task.y[idx] == 1, task.prob[idx]
+        aucs[b] = _auc_from_ranks(sps.rankdata(pb), yb)
+        fpr, tpr, _ = roc_curve(yb, pb)
+        tprs[b] = np.interp(ROC_GRID, fpr, tpr)
+    return aucs, tprs
 
 
 def _permutation_block(task: _ResampleTask) -> list[float]:
@@ -414,24 +420,57 @@ def _blocks(total: int) -> list[int]:
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def _encode_y(y: Any) -> np.ndarray:
-    """0/1 labels: 'case'/'control' strings, booleans, or two values (the larger = case)."""
-    arr = np.asarray(y)
+def encode_labels(y: Any, case: Any = None) -> tuple[np.ndarray, str, str]:
+    """0/1 labels (1 = case) and the case and control labels in the user's terms.
+
+    ``y`` holds two labels. The case is ``case`` when given; without it, booleans (True =
+    case), 0/1 (1 = case) and the labels ``case``/``control`` are understood, and any other
+    pair is an error: which label is the case never depends on how the labels sort.
+
+    Examples
+    --------
+    >>> encode_labels(["healthy", "hikikomori", "healthy"], case="healthy")
+    (array([1, 0, 1]), 'healthy', 'hikikomori')
+    >>> encode_labels([True, False])[1:]
+    ('case', 'control')
+    """
+    arr = np.asarray(y, dtype=object)
     if arr.ndim != 1:
         raise ValueError("y must be one-dimensional")
     if pd.isna(pd.Series(arr, dtype=object)).any():
         raise ValueError("y has missing values")
-    values = set(arr.tolist())
-    if values <= {"case", "control"}:
-        out = (arr == "case").astype(int)
+    values = list(dict.fromkeys(arr.tolist()))
+    if len(values) > 2:
+        raise ValueError(f"y must have two classes; got {sorted(map(str, values))}")
+    if case is None:
+        kinds = set(values)
+        if kinds <= {True, False} or kinds <= {0, 1}:
+            out = np.array([int(bool(v)) for v in arr])
+            case_label, control_label = "case", "control"
+        elif kinds <= {"case", "control"}:
+            out = (arr == "case").astype(int)
+            case_label, control_label = "case", "control"
+        else:
+            raise ValueError(f"name the case label (case=...): y holds {sorted(map(str, values))}")
     else:
-        if type_of_target(arr) != "binary":
-            raise ValueError(f"y must have two classes; got {sorted(map(str, values))}")
-        hi = sorted(values)[-1]
-        out = (arr == hi).astype(int)
+        if case not in values:
+            raise ValueError(f"the case label {case!r} is not in y (labels: "
+                             f"{', '.join(sorted(map(str, values)))})")
+        out = np.array([int(v == case) for v in arr])
+        others = [v for v in values if v != case]
+        case_label, control_label = str(case), str(others[0]) if others else "control"
     if out.min() == out.max():
         raise ValueError("y needs both cases and controls")
-    return out
+    return out, case_label, control_label
+
+
+def case_column(model: Any, case_label: str) -> int:
+    """The column of ``model.predict_proba`` that holds the case probability."""
+    classes = list(getattr(model, "classes_", []))
+    for label in (case_label, 1, True):
+        if label in classes:
+            return classes.index(label)
+    raise ValueError(f"the model's classes {classes} do not include the case label {case_label!r}")
 
 
 def _units(groups: np.ndarray | None, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -493,18 +532,6 @@ def _hedges_g(X: pd.DataFrame, y: np.ndarray) -> np.ndarray:
     return out
 
 
-def _clean(v: Any) -> Any:
-    """JSON-friendly metric value (python scalars, NaN -> None)."""
-    if isinstance(v, bool | np.bool_):
-        return bool(v)
-    if isinstance(v, int | np.integer):
-        return int(v)
-    if isinstance(v, float | np.floating):
-        f = float(v)
-        return f if math.isfinite(f) else None
-    return v
-
-
 def _as_engine(engine: Engine | str | None) -> Engine:
     if engine is None:
         return Engine("serial")
@@ -516,12 +543,14 @@ def _as_engine(engine: Engine | str | None) -> Engine:
 # -- main entry point ----------------------------------------------------------------------------
 
 
-def discriminate(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None, model: str = "rf",
-                 cv_folds: int = 5, cv_repeats: int = 5, permutations: int = 1000,
-                 permutation_scheme: str = "oof", prevalence: float = DEFAULT_PREVALENCE,
-                 sensitivity_target: float = 0.9, test_size: float | None = None, inner_cv: bool = False,
-                 recalibrate: bool = False, n_top: int = 10, n_estimators: int = 200, seed: int = 0,
-                 engine: Engine | str | None = None) -> ModelResult:
+def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = None, ids: Any = None,
+                 model: str = _D.model, cv_folds: int = _D.cv_folds, cv_repeats: int = _D.cv_repeats,
+                 permutations: int = _D.permutations, permutation_scheme: str = _D.permutation_scheme,
+                 prevalence: float = Screening().prevalence,
+                 sensitivity_target: float = _D.sensitivity_target, test_size: float | None = _D.test_size,
+                 inner_cv: bool = _D.inner_cv, recalibrate: bool = _D.recalibrate, n_top: int = 10,
+                 n_estimators: int = _D.n_estimators, seed: int = 0,
+                 engine: Engine | str | None = None) -> DiscriminationResult:
     """Validate a case-control classifier by repeated (group-aware) stratified cross-validation.
 
     Parameters
@@ -529,7 +558,10 @@ def discriminate(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None
     X : DataFrame
         Samples x analytes, raw (positive) concentrations; missing values allowed.
     y : array-like
-        ``"case"``/``"control"``, booleans or 0/1 (the larger value is the case).
+        Two labels: ``case`` names the case; without it booleans (True), 0/1 (1) or the
+        labels ``"case"``/``"control"`` (see :func:`encode_labels`).
+    case : object, optional
+        The label of cases (the positive class) in ``y``.
     groups : array-like, optional
         Participant id of each sample. Samples of one participant are never
         split between training and test folds (``StratifiedGroupKFold``), and
@@ -559,7 +591,7 @@ def discriminate(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None
         null AUC is a single-repeat OOF AUC, so the observed statistic is
         ``auc_per_repeat_mean``. Both use
         ``p = (1 + #{AUC_perm >= AUC_obs}) / (1 + B)``, with ``B = permutations``
-        (``"oof"`` uses ``metrics["auc"]``, the AUC of the OOF probabilities
+        (``"oof"`` uses ``auc``, the AUC of the OOF probabilities
         averaged over repeats).
     prevalence : float
         Population prevalence for PPV/NPV (default 1.57%).
@@ -585,9 +617,11 @@ def discriminate(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None
 
     Returns
     -------
-    ModelResult
-        ``kind="discriminate"``; ``model`` is the pipeline fitted on all samples.
-        Tables: ``oof_predictions`` (id, y_true, y_prob), ``roc``, ``calibration``,
+    DiscriminationResult
+        ``model`` is the pipeline fitted on all samples, with the user's labels (its
+        ``predict`` returns them). Tables: ``oof_predictions`` (id, y_true, y_prob),
+        ``roc``, ``roc_band`` (pointwise 95% band of the ROC curve from the same
+        participant-level bootstrap as the AUC interval), ``calibration``,
         ``thresholds``, ``importance``, ``signature``, ``per_repeat`` (and
         ``test_predictions`` in held-out mode).
     """
@@ -600,7 +634,7 @@ def discriminate(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None
         X = pd.DataFrame(np.asarray(X, dtype=np.float64))
     X = X.copy()
     X.columns = [str(c) for c in X.columns]
-    yy = _encode_y(y)
+    yy, case_label, control_label = encode_labels(y, case)
     if len(yy) != len(X):
         raise ValueError(f"y has {len(yy)} values for {len(X)} samples")
     g_all = None if groups is None else np.asarray(groups, dtype=object)
@@ -655,9 +689,11 @@ def discriminate(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None
     # AUC: DeLong CI and stratified (participant-level) bootstrap
     dl = auc_delong(yd, oof)
     boot_seeds = spawn_seeds(s_boot, len(_blocks(_N_BOOT)))
-    boot = np.concatenate(eng.map(_bootstrap_block, [
+    boot_parts = eng.map(_bootstrap_block, [
         _ResampleTask(oof, yd, units, unit_y, k, sd) for k, sd in zip(_blocks(_N_BOOT), boot_seeds,
-                                                                        strict=True)]))
+                                                                        strict=True)])
+    boot = np.concatenate([a for a, _ in boot_parts])
+    boot_tpr = np.vstack([t for _, t in boot_parts])
 
     # permutation test
     p_value = float("nan")
@@ -711,44 +747,24 @@ def discriminate(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None
                 tuned.setdefault(k, {}).setdefault(str(v), 0)
                 tuned[k][str(v)] += 1
 
-    # final model on all samples
+    # final model on all samples, fitted on the user's labels (its predict returns them)
     final_seed = spawn_seeds(s_final, 2)
     final = make_pipeline(model, seed=final_seed[0], inner_cv=inner_cv, recalibrate=recalibrate,
                           n_estimators=n_estimators)
-    _fit(final, X, yy, g_all)
+    labels = np.where(yy == 1, case_label, control_label).astype(object)
+    _fit(final, X, labels, g_all)
     if isinstance(final, GridSearchCV):
         final = final.best_estimator_
 
     group_aware = "yes" if g_all is not None else "no"
-    metrics: dict[str, Any] = {
-        "auc": dl["auc"], "auc_ci_low": dl["lower"], "auc_ci_high": dl["upper"], "auc_ci_method": "delong",
-        "auc_se": dl["se"],
-        "auc_boot_ci_low": float(np.clip(np.quantile(boot, 0.025), 0, 1)),
-        "auc_boot_ci_high": float(np.clip(np.quantile(boot, 0.975), 0, 1)),
-        "auc_boot_resamples": len(boot),
-        "auc_per_repeat_mean": float(per_repeat.mean()),
-        "auc_per_repeat_sd": float(per_repeat.std(ddof=1)) if cv_repeats > 1 else 0.0,
-        "prediction_sem_logit": logit_sem,
-        "brier": brier_score(yd, oof),
-        "calibration_slope": cal["slope"], "calibration_intercept": cal["intercept"],
-        "permutation_p": p_value, "permutations": int(permutations),
-        "permutation_scheme": permutation_scheme,
-        "cv_scheme": (f"{cv_folds}-fold stratified CV x {cv_repeats} repeats, "
-                      f"group-aware: {group_aware}" + (", nested 3-fold grid search" if inner_cv else "")
-                      + (", sigmoid recalibration" if recalibrate else "")),
-        "n": int(n), "n_case": int(yd.sum()), "n_control": int(n - yd.sum()),
-        "model": model, "seed": int(seed),
-    }
-    if g_all is not None:
-        metrics["n_participants"] = len(unit_y)
-    for _, row in thresholds.iterrows():
-        metrics[f"{row['rule']}_threshold"] = row["threshold"]
-        metrics[f"{row['rule']}_sensitivity"] = row["sensitivity"]
-        metrics[f"{row['rule']}_specificity"] = row["specificity"]
-
+    fpr_all, tpr_all, _ = roc_curve(yd, oof)
     tables: dict[str, pd.DataFrame] = {
         "oof_predictions": pd.DataFrame({"id": id_all[dev], "y_true": yd, "y_prob": oof}),
         "roc": pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thr}),
+        "roc_band": pd.DataFrame({
+            "fpr": ROC_GRID, "tpr": np.interp(ROC_GRID, fpr_all, tpr_all),
+            "tpr_ci_low": np.quantile(boot_tpr, 0.025, axis=0),
+            "tpr_ci_high": np.quantile(boot_tpr, 0.975, axis=0)}),
         "calibration": reliability_table(yd, oof, 10),
         "thresholds": thresholds,
         "importance": importance,
@@ -756,6 +772,7 @@ def discriminate(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None
         "per_repeat": pd.DataFrame({"repeat": np.arange(1, cv_repeats + 1), "auc": per_repeat}),
     }
 
+    held_out = None
     if len(test_idx):
         held = make_pipeline(model, seed=final_seed[1], inner_cv=inner_cv, recalibrate=recalibrate,
                              n_estimators=n_estimators)
@@ -763,20 +780,15 @@ def discriminate(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None
         yt = yy[test_idx]
         pt = np.asarray(held.predict_proba(X.iloc[test_idx])[:, 1], dtype=np.float64)
         tables["test_predictions"] = pd.DataFrame({"id": id_all[test_idx], "y_true": yt, "y_prob": pt})
-        metrics.update({"n_test": len(yt), "n_test_case": int(yt.sum()),
-                        "n_test_control": int(len(yt) - yt.sum()), "test_brier": brier_score(yt, pt)})
+        held_out = HeldOut(len(yt), int(yt.sum()), int(len(yt) - yt.sum()), brier_score(yt, pt))
         if yt.min() != yt.max():
             tdl = auc_delong(yt, pt)
-            metrics.update({"test_auc": tdl["auc"], "test_auc_ci_low": tdl["lower"],
-                            "test_auc_ci_high": tdl["upper"]})
-        else:
-            metrics.update({"test_auc": None, "test_auc_ci_low": None, "test_auc_ci_high": None})
+            held_out.test_auc, held_out.test_auc_ci_low = tdl["auc"], tdl["lower"]
+            held_out.test_auc_ci_high = tdl["upper"]
         for _, row in thresholds.iterrows():  # thresholds chosen on the development OOF predictions
             t = _rule_row(row["rule"], row["threshold"], yt, pt, prevalence)
-            metrics[f"test_{row['rule']}_sensitivity"] = t["sensitivity"]
-            metrics[f"test_{row['rule']}_specificity"] = t["specificity"]
+            held_out.rules[str(row["rule"])] = (t["sensitivity"], t["specificity"])
 
-    metrics = {k: _clean(v) for k, v in metrics.items()}
     params = {"model": model, "cv_folds": cv_folds, "cv_repeats": cv_repeats, "permutations": permutations,
               "permutation_scheme": permutation_scheme, "prevalence": prevalence,
               "sensitivity_target": sensitivity_target, "test_size": test_size, "inner_cv": inner_cv,
@@ -788,5 +800,20 @@ def discriminate(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None
               "tuned_params": tuned or None,
               "preprocessing": ["MinFractionImputer(fraction=0.5)", "LogTransformer(base='log2')",
                                 "Scaler(method='auto')"]}
-    return ModelResult(kind="discriminate", model=final, features=cols, metrics=metrics, tables=tables,
-                       params=params)
+    cv_scheme = (f"{cv_folds}-fold stratified CV x {cv_repeats} repeats, group-aware: {group_aware}"
+                 + (", nested 3-fold grid search" if inner_cv else "")
+                 + (", sigmoid recalibration" if recalibrate else ""))
+    return DiscriminationResult(
+        model=final, features=cols, tables=tables, params=params, n=int(n), seed=int(seed),
+        cv_scheme=cv_scheme, training=training_data(X, labels), auc=dl["auc"],
+        auc_ci_low=dl["lower"], auc_ci_high=dl["upper"], auc_ci_method="delong", auc_se=dl["se"],
+        auc_boot_ci_low=float(np.clip(np.quantile(boot, 0.025), 0, 1)),
+        auc_boot_ci_high=float(np.clip(np.quantile(boot, 0.975), 0, 1)),
+        auc_boot_resamples=len(boot), auc_per_repeat_mean=float(per_repeat.mean()),
+        auc_per_repeat_sd=float(per_repeat.std(ddof=1)) if cv_repeats > 1 else 0.0,
+        prediction_sem_logit=logit_sem, brier=brier_score(yd, oof),
+        calibration_slope=cal["slope"], calibration_intercept=cal["intercept"],
+        permutation_p=clean(p_value), permutations=int(permutations),
+        permutation_scheme=permutation_scheme, n_case=int(yd.sum()), n_control=int(n - yd.sum()),
+        n_participants=len(unit_y) if g_all is not None else None, classifier=model,
+        case_label=case_label, control_label=control_label, held_out=held_out)

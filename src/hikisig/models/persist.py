@@ -8,51 +8,33 @@ training range) and one CSV per result table.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import tempfile
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from hikisig.errors import HikisigError
-from hikisig.models.result import ModelResult
+from hikisig.models.result import (
+    FeatureRange,
+    ModelResult,
+    TrainingData,
+    clean,
+    frame_sha256,
+    result_class,
+    training_data,
+)
 from hikisig.versions import package_versions
 
-__all__ = ["LoadedModel", "frame_sha256", "load_model", "save_model"]
+__all__ = ["frame_sha256", "load_model", "save_model"]
 
 #: Module prefixes whose types a model file may contain.
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "hikisig.", "builtins.", "collections.")
-
-
-def frame_sha256(X: pd.DataFrame, y: Any = None) -> str:
-    """A fingerprint of the training data (values, columns, index and target)."""
-    h = hashlib.sha256()
-    h.update(",".join(map(str, X.columns)).encode())
-    h.update(",".join(map(str, X.index)).encode())
-    h.update(np.ascontiguousarray(X.to_numpy(dtype=np.float64)).tobytes())
-    if y is not None:
-        h.update(np.asarray(pd.Series(y).astype(str)).astype("U").tobytes())
-    return h.hexdigest()
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, float) and not np.isfinite(v):
-        return None
-    if isinstance(v, int | float | str | bool) or v is None:
-        return v
-    return str(v)
 
 
 def _card_markdown(card: dict[str, Any]) -> str:
@@ -65,7 +47,8 @@ def _card_markdown(card: dict[str, Any]) -> str:
              f"- Features: {len(card['features'])} ({', '.join(card['features'][:12])}"
              f"{', ...' if len(card['features']) > 12 else ''})",
              f"- Preprocessing and estimator: `{card['pipeline']}`",
-             f"- Validation: {m.get('cv_scheme', 'see metrics')}", f"- Seed: {card['params'].get('seed')}",
+             f"- Validation: {m.get('cv_scheme') or 'see metrics'}",
+             f"- Seed: {card['params'].get('seed')}",
              "", "## Metrics", ""]
     lines += [f"- {k}: {v}" for k, v in m.items() if not isinstance(v, list | dict)]
     if card.get("synthetic"):
@@ -74,9 +57,9 @@ def _card_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_model(result: ModelResult, out: str | Path, *, X: pd.DataFrame, y: Any = None,
-               units: dict[str, str | None] | None = None, study: str = "",
-               synthetic: bool = False) -> Path:
+def save_model(result: ModelResult, out: str | Path, *, X: pd.DataFrame | None = None, y: Any = None,
+               units: dict[str, str | None] | None = None, study: str | None = None,
+               synthetic: bool | None = None) -> Path:
     """Write a model folder (atomically: a temporary folder renamed at the end).
 
     Parameters
@@ -84,35 +67,45 @@ def save_model(result: ModelResult, out: str | Path, *, X: pd.DataFrame, y: Any 
     result : ModelResult
     out : path
         The folder to create (replaced if it exists and holds a hikisig model).
-    X, y : training data
-        For the fingerprint, the feature ranges and the card.
+    X, y : training data, optional
+        Replace the result's training summary (fingerprint, feature ranges).
     units : dict, optional
-        Unit of each feature (None where unknown).
+        Unit of each feature (None where unknown); default: the training summary's.
+    study, synthetic : optional
+        Override the result's study name and synthetic flag.
     """
     import skops.io as sio
 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (out / "model_card.json").exists():
         raise HikisigError(f"{out} exists and is not a hikisig model folder: choose another --out")
+    training = training_data(X[result.features], y) if X is not None else result.training
+    if training is None:
+        raise HikisigError("the model has no training summary: give the training data (X=...)")
+    if units is not None:
+        training = replace(training, features=[replace(f, unit=units.get(f.name))
+                                               for f in training.features])
+    study = result.study if study is None else study
+    synthetic = result.synthetic if synthetic is None else synthetic
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         sio.dump(result.model, tmp / "model.skops")
-        xf = X[result.features].astype(float)
-        features = [{"name": f, "unit": (units or {}).get(f), "min": _jsonable(float(np.nanmin(xf[f]))),
-                     "max": _jsonable(float(np.nanmax(xf[f])))} for f in result.features]
+        features = [asdict(f) for f in training.features]
         (tmp / "features.json").write_text(json.dumps(features, indent=1) + "\n")
-        (tmp / "metrics.json").write_text(json.dumps(_jsonable(result.metrics), indent=2) + "\n")
+        metrics = result.to_metrics()
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         for name, table in result.tables.items():
             table.to_csv(tmp / f"{name}.csv", index=False, lineterminator="\n")
         card = {
             "kind": result.kind, "study": study, "synthetic": synthetic,
             "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "intended_use": "Research use only. Not a medical device; not for diagnosis.",
-            "training": {"n": len(X), "sha256": frame_sha256(X, y)},
-            "features": result.features, "units": units or {},
+            "training": {"n": training.n, "sha256": training.sha256},
+            "features": result.features, "units": training.units,
+            "tables": sorted(result.tables),
             "pipeline": repr(result.model).replace("\n", " "),
-            "params": _jsonable(result.params), "metrics": _jsonable(result.metrics),
+            "params": clean(result.params), "metrics": metrics,
             "versions": package_versions(),
         }
         (tmp / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
@@ -120,33 +113,16 @@ def save_model(result: ModelResult, out: str | Path, *, X: pd.DataFrame, y: Any 
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
+        result.folder = out
         return out
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-class LoadedModel:
-    """A model folder read back: the estimator, its card and its features."""
-
-    def __init__(self, folder: Path, model: Any, card: dict[str, Any],
-                 features: list[dict[str, Any]], metrics: dict[str, Any]) -> None:
-        self.folder, self.model, self.card = folder, model, card
-        self.features, self.metrics = features, metrics
-
-    @property
-    def kind(self) -> str:
-        """discriminate, severity or stratify."""
-        return str(self.card["kind"])
-
-    @property
-    def feature_names(self) -> list[str]:
-        """Input columns, in order."""
-        return [f["name"] for f in self.features]
-
-
-def load_model(folder: str | Path) -> LoadedModel:
-    """Load a model folder, refusing types outside sklearn/numpy/scipy/hikisig.
+def load_model(folder: str | Path) -> ModelResult:
+    """Load a model folder as the result class of its kind (:class:`DiscriminationResult`,
+    ...), refusing types outside sklearn/numpy/scipy/hikisig in the model file.
 
     Raises
     ------
@@ -164,8 +140,19 @@ def load_model(folder: str | Path) -> LoadedModel:
     bad = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
     if bad:
         raise HikisigError(f"{path} contains types hikisig does not trust: {', '.join(bad)}")
+    try:
+        card = json.loads((folder / "model_card.json").read_text())
+        features = json.loads((folder / "features.json").read_text())
+        metrics = json.loads((folder / "metrics.json").read_text())
+        cls = result_class(str(card["kind"]))
+    except (OSError, ValueError, KeyError) as exc:
+        raise HikisigError(f"{folder}: not a readable hikisig model folder ({exc})") from exc
     model = sio.load(path, trusted=untrusted)
-    card = json.loads((folder / "model_card.json").read_text())
-    features = json.loads((folder / "features.json").read_text())
-    metrics = json.loads((folder / "metrics.json").read_text())
-    return LoadedModel(folder, model, card, features, metrics)
+    names = card.get("tables") or sorted(p.stem for p in folder.glob("*.csv"))
+    tables = {n: pd.read_csv(folder / f"{n}.csv") for n in names if (folder / f"{n}.csv").exists()}
+    training = TrainingData(int(card["training"]["n"]), str(card["training"]["sha256"]),
+                            [FeatureRange(**f) for f in features])
+    return cls.from_metrics(metrics, model=model, features=[f["name"] for f in features],
+                            tables=tables, params=card.get("params") or {}, training=training,
+                            study=str(card.get("study") or ""),
+                            synthetic=bool(card.get("synthetic")), folder=folder)

@@ -7,80 +7,83 @@ import pandas as pd
 from scipy import stats as sps
 
 from hikisig.errors import HikisigError
-from hikisig.models.persist import LoadedModel
+from hikisig.models.discriminate import case_column
+from hikisig.models.result import DiscriminationResult, ModelResult
 
 __all__ = ["follow_up", "predict"]
 
 
-def predict(model: LoadedModel, X: pd.DataFrame, *, units: dict[str, str | None] | None = None,
+def predict(model: ModelResult, X: pd.DataFrame, *, units: dict[str, str | None] | None = None,
             range_margin: float = 0.2) -> pd.DataFrame:
     """Predict for every row of ``X`` (samples x analytes named as in training).
+
+    ``model`` is a fresh result (:func:`hikisig.models.discriminate.discriminate`, ...) or one
+    loaded with :func:`hikisig.models.persist.load_model`.
 
     Returns
     -------
     DataFrame
-        ``id`` and, by model kind: ``probability``, ``logit`` and ``predicted_case`` (at the
-        Youden threshold of the cross-validated predictions) for discrimination;
-        ``predicted_severity`` for severity; ``stratum`` for stratification; then
-        ``out_of_range`` (features outside the training range widened by
-        ``range_margin`` of its span on the log scale) and ``warning``.
+        Indexed like ``X``: ``id`` and, by model kind: ``probability`` (of being a case),
+        ``logit``, ``predicted_case`` (at the Youden threshold of the cross-validated
+        predictions) and ``predicted_group`` (the case or control label) for
+        discrimination; ``predicted_severity`` for severity; ``stratum`` for
+        stratification; then ``out_of_range`` (features outside the training range
+        widened by ``range_margin`` of its span on the log scale) and ``warning``.
 
     Raises
     ------
     HikisigError
         Missing analytes, or a unit that differs from the training unit.
     """
-    names = model.feature_names
+    names = list(model.features)
     missing = [f for f in names if f not in X.columns]
     if missing:
         raise HikisigError(f"the input lacks {len(missing)} analyte(s) the model needs: "
                            f"{', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}")
+    trained = model.training.units if model.training is not None else {}
     if units:
-        wrong = [f"{f['name']} ({units[f['name']]} given, model trained in {f['unit']})"
-                 for f in model.features
-                 if f.get("unit") and units.get(f["name"]) and units[f["name"]] != f["unit"]]
+        wrong = [f"{f} ({units[f]} given, model trained in {trained[f]})" for f in names
+                 if trained.get(f) and units.get(f) and units[f] != trained[f]]
         if wrong:
             raise HikisigError("units differ from the training data: " + "; ".join(wrong))
     x = X[names].astype(float)
-    out = pd.DataFrame({"id": [str(i) for i in X.index]})
-    kind = model.kind
-    if kind == "discriminate":
-        prob = model.model.predict_proba(x)[:, 1]
+    out = pd.DataFrame({"id": [str(i) for i in X.index]}, index=X.index)
+    if isinstance(model, DiscriminationResult):
+        prob = model.model.predict_proba(x)[:, case_column(model.model, model.case_label)]
         out["probability"] = prob
         clipped = np.clip(prob, 1e-3, 1 - 1e-3)
         out["logit"] = np.log(clipped / (1 - clipped))
-        thr = _youden_threshold(model)
-        out["predicted_case"] = prob >= thr if thr is not None else pd.NA
-    elif kind == "severity":
+        thr = model.threshold("youden")
+        if thr is None:
+            out["predicted_case"] = pd.NA
+            out["predicted_group"] = pd.NA
+        else:
+            out["predicted_case"] = prob >= thr
+            out["predicted_group"] = np.where(prob >= thr, model.case_label, model.control_label)
+    elif model.kind == "severity":
         out["predicted_severity"] = np.asarray(model.model.predict(x)).reshape(len(x), -1)[:, 0]
-    elif kind == "stratify":
+    elif model.kind == "stratify":
         out["stratum"] = np.asarray(model.model.predict(x)).astype(int)
     else:
-        raise HikisigError(f"unknown model kind {kind!r}")
-    flags = []
-    lo = np.array([f["min"] if f["min"] is not None else np.nan for f in model.features], float)
-    hi = np.array([f["max"] if f["max"] is not None else np.nan for f in model.features], float)
+        raise HikisigError(f"unknown model kind {model.kind!r}")
+    ranges = {f.name: f for f in (model.training.features if model.training is not None else [])}
+    lo = np.array([_num(ranges[n].min) if n in ranges else np.nan for n in names], float)
+    hi = np.array([_num(ranges[n].max) if n in ranges else np.nan for n in names], float)
     with np.errstate(invalid="ignore", divide="ignore"):
         pos = (lo > 0) & (hi > 0)
         span = np.where(pos, np.log(hi) - np.log(lo), hi - lo)
         lo_w = np.where(pos, np.exp(np.log(lo) - range_margin * span), lo - range_margin * span)
         hi_w = np.where(pos, np.exp(np.log(hi) + range_margin * span), hi + range_margin * span)
         outside = (x.to_numpy() < lo_w) | (x.to_numpy() > hi_w)
-    for row in outside:
-        flags.append(";".join(np.asarray(names)[row]))
+    flags = [";".join(np.asarray(names)[row]) for row in outside]
     out["out_of_range"] = flags
     out["warning"] = ["values outside the training range: prediction is an extrapolation" if f
                       else "" for f in flags]
     return out
 
 
-def _youden_threshold(model: LoadedModel) -> float | None:
-    path = model.folder / "thresholds.csv"
-    if not path.exists():
-        return None
-    t = pd.read_csv(path)
-    row = t[t["rule"] == "youden"]
-    return float(row["threshold"].iloc[0]) if len(row) else None
+def _num(v: float | None) -> float:
+    return np.nan if v is None else float(v)
 
 
 def follow_up(pred: pd.DataFrame, score: str, *, participant: str = "participant",
@@ -99,7 +102,7 @@ def follow_up(pred: pd.DataFrame, score: str, *, participant: str = "participant
     >>> follow_up(p, "s", sem=5.0)["reliable_change"].tolist()
     [False, True]
     """
-    df = pd.DataFrame(pred).sort_values([participant, visit]).copy()
+    df = pd.DataFrame(pred).sort_values([participant, visit], kind="stable").copy()
     base = df.groupby(participant)[score].transform("first")
     df["change_from_baseline"] = df[score] - base
     if sem is not None and np.isfinite(sem):

@@ -43,15 +43,17 @@ from sklearn.cross_decomposition import PLSRegression
 from sklearn.model_selection import GroupKFold, KFold
 from sklearn.pipeline import Pipeline
 
+from hikisig.config import SeveritySection
 from hikisig.engine import Engine, spawn_seeds
 from hikisig.models.pls import fit_metrics, pls1_path, vip
-from hikisig.models.result import SIGNATURE_COLUMNS, ModelResult
+from hikisig.models.result import SIGNATURE_COLUMNS, SeverityResult, training_data
 from hikisig.prep import LogTransformer, MinFractionImputer, Scaler
 
 __all__ = ["severity", "severity_pipeline"]
 
 #: Permutations handled by one engine task (fixed, so results do not depend on the backend).
 _PERM_BATCH = 25
+_S = SeveritySection()
 
 
 def _preprocessor(scaling: str) -> Pipeline:
@@ -59,7 +61,7 @@ def _preprocessor(scaling: str) -> Pipeline:
                      ("scale", Scaler(method=scaling))])
 
 
-def severity_pipeline(n_components: int, scaling: str = "pareto") -> Pipeline:
+def severity_pipeline(n_components: int, scaling: str = _S.scaling) -> Pipeline:
     """The (unfitted) severity model: impute, log2, scale, PLS."""
     steps = [*_preprocessor(scaling).steps, ("pls", PLSRegression(n_components=n_components, scale=False))]
     return Pipeline(steps)
@@ -118,10 +120,11 @@ def _perm_batch(task: tuple[list[int], np.ndarray, np.ndarray,
     return out
 
 
-def severity(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None, max_components: int = 5,
-             n_components: int | None = None, scaling: str = "pareto", cv_folds: int = 7,
-             cv_repeats: int = 5, permutations: int = 200, seed: int = 0,
-             engine: Engine | None = None) -> ModelResult:
+def severity(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None,
+             max_components: int = _S.max_components, n_components: int | None = None,
+             scaling: str = _S.scaling, cv_folds: int = _S.cv_folds, cv_repeats: int = _S.cv_repeats,
+             permutations: int = _S.permutations, seed: int = 0, engine: Engine | None = None,
+             target: str | None = None) -> SeverityResult:
     """Fit and validate a PLS regression of a severity score on analytes.
 
     Parameters
@@ -148,12 +151,14 @@ def severity(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None, ma
         Root seed; repeats and permutations get seeds from ``spawn_seeds``.
     engine : Engine, optional
         Backend for the resampling loops (default serial).
+    target : str, optional
+        Name of the severity score (for reports).
 
     Returns
     -------
-    ModelResult
-        ``kind="severity"``; tables ``q2_by_components``, ``observed_predicted``,
-        ``vip``, ``coefficients``, ``signature``. See the module docstring.
+    SeverityResult
+        Tables ``q2_by_components``, ``observed_predicted``, ``vip``, ``coefficients``,
+        ``signature``. See the module docstring.
     """
     engine = engine or Engine("serial")
     if not isinstance(X, pd.DataFrame):
@@ -240,16 +245,15 @@ def severity(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None, ma
     cv_scheme = (f"{cv_repeats}x{folds}-fold {'group ' if g is not None else ''}K-fold CV; "
                  f"components by max mean Q2 over 1..{max_comp}"
                  + (" (fixed)" if n_components is not None else ""))
-    metrics: dict[str, Any] = {
-        "n_components": chosen, "r2y": float(m["r2y"]), "q2": float(q2_mean[chosen - 1]),
-        "q2_sd": float(q2_sd[chosen - 1]), "rmsee": float(m["rmsee"]), "rmsecv": rmsecv,
-        "r2_spearman": spearman ** 2, "spearman_r": spearman, "pearson_r": pearson,
-        "permutation_p_q2": p_perm, "permutations": int(permutations), "cv_scheme": cv_scheme,
-        "n": int(n), "scaling": scaling, "seed": int(seed)}
     params = {"max_components": int(max_components), "n_components": n_components, "scaling": scaling,
               "cv_folds": int(cv_folds), "cv_repeats": int(cv_repeats), "permutations": int(permutations),
               "seed": int(seed), "groups": g is not None, "engine": engine.backend,
               "pipeline": ("MinFractionImputer -> LogTransformer(log2) -> Scaler"
                            " -> PLSRegression(scale=False)")}
-    return ModelResult(kind="severity", model=model, features=features, metrics=metrics, tables=tables,
-                       params=params)
+    return SeverityResult(
+        model=model, features=features, tables=tables, params=params, n=int(n), seed=int(seed),
+        cv_scheme=cv_scheme, training=training_data(X, yv), n_components=chosen,
+        r2y=float(m["r2y"]), q2=float(q2_mean[chosen - 1]), q2_sd=float(q2_sd[chosen - 1]),
+        rmsee=float(m["rmsee"]), rmsecv=rmsecv, r2_spearman=spearman ** 2, spearman_r=spearman,
+        pearson_r=pearson, permutation_p_q2=p_perm, permutations=int(permutations), scaling=scaling,
+        target=target)

@@ -27,7 +27,8 @@ def consensus_signature(results: list[ModelResult], top: int = 20) -> pd.DataFra
     --------
     >>> sig = pd.DataFrame({"analyte": ["a", "b"], "rank": [1, 2], "direction": ["up", "down"],
     ...                     "effect": [1.0, -1.0], "importance": [2.0, 1.0], "stability": [1.0, .5]})
-    >>> r = ModelResult("severity", None, ["a", "b"], {}, {"signature": sig})
+    >>> from hikisig.models.result import SeverityResult
+    >>> r = SeverityResult(model=None, features=["a", "b"], tables={"signature": sig})
     >>> consensus_signature([r])["analyte"].tolist()
     ['a', 'b']
     """

@@ -67,15 +67,17 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from hikisig.config import CLUSTER_METHODS, StratifySection
 from hikisig.engine import Engine, spawn_seeds
-from hikisig.models.result import SIGNATURE_COLUMNS, ModelResult
+from hikisig.models.result import SIGNATURE_COLUMNS, StratificationResult, training_data
 from hikisig.prep import LogTransformer, MinFractionImputer, Scaler
 from hikisig.stats.univariate import adjust, grouped_moments, hedges_from, welch_student
 
 __all__ = ["METHODS", "ClusterSpace", "SizeOrderedClusterer", "stratify"]
 
 #: Clustering methods of :func:`stratify`.
-METHODS = ("gmm", "kmeans", "ward")
+METHODS = CLUSTER_METHODS
+_C = StratifySection()
 #: Share of variance kept by PCA before the minimum-kurtosis rotation.
 AUTO_VARIANCE = 0.3
 #: Number of analytes counted as "top" in the signature's bootstrap stability.
@@ -420,11 +422,11 @@ def _clinical(clinical: pd.DataFrame, labels: np.ndarray, k: int) -> pd.DataFram
 # -- main entry point ----------------------------------------------------------------------------
 
 
-def stratify(X: pd.DataFrame, *, ids: Sequence[Any] | None = None, method: str = "gmm",
-             k: int | None = None, k_range: tuple[int, int] = (2, 6), criterion: str | None = None,
+def stratify(X: pd.DataFrame, *, ids: Sequence[Any] | None = None, method: str = _C.method,
+             k: int | None = _C.k, k_range: tuple[int, int] = (2, 6), criterion: str | None = None,
              n_components_pca: int | float | str | None = None, scaling: str = "auto",
-             bootstraps: int = 100, clinical: pd.DataFrame | None = None, seed: int = 0,
-             engine: Engine | None = None, covariance_type: str = "full") -> ModelResult:
+             bootstraps: int = _C.bootstraps, clinical: pd.DataFrame | None = None, seed: int = 0,
+             engine: Engine | None = None, covariance_type: str = "full") -> StratificationResult:
     """Cluster samples (cases) into subgroups and describe the subgroups.
 
     Parameters
@@ -458,8 +460,8 @@ def stratify(X: pd.DataFrame, *, ids: Sequence[Any] | None = None, method: str =
 
     Returns
     -------
-    ModelResult
-        ``kind="stratify"``; ``model`` is a fitted Pipeline whose ``predict``
+    StratificationResult
+        ``model`` is a fitted Pipeline whose ``predict``
         gives cluster numbers 1..k (1 = largest cluster); tables
         ``k_selection``, ``assignments``, ``profiles``, ``signature`` and
         ``clinical`` (when given).
@@ -519,7 +521,7 @@ def stratify(X: pd.DataFrame, *, ids: Sequence[Any] | None = None, method: str =
 def _stratify(X: pd.DataFrame, values: np.ndarray, ids_list: list[Any], features: list[str], *,
               method: str, ks: list[int], k: int | None, k_range: tuple[int, int], criterion: str,
               n_components_pca: Any, scaling: str, bootstraps: int, clinical: pd.DataFrame | None,
-              seed: int, engine: Engine, covariance_type: str) -> ModelResult:
+              seed: int, engine: Engine, covariance_type: str) -> StratificationResult:
     n, index = values.shape[0], X.index
     pre = _pipeline(method, ks[0], n_components_pca, scaling, covariance_type, seed)[:-1]
     with warnings.catch_warnings():
@@ -585,13 +587,6 @@ def _stratify(X: pd.DataFrame, values: np.ndarray, ids_list: list[Any], features
     def _num(v: float) -> float | None:
         return float(v) if np.isfinite(v) else None
 
-    metrics: dict[str, Any] = {
-        "method": method, "k": k_best, "criterion": criterion,
-        "silhouette": _num(float(chosen["silhouette"])), "bic": _num(float(chosen["bic"])),
-        "stability_ari_mean": _num(float(aris.mean())) if aris.size else None,
-        "stability_ari_sd": _num(float(aris.std(ddof=1))) if aris.size > 1 else None,
-        "cluster_sizes": [int(s) for s in sizes], "n": int(n), "seed": int(seed),
-    }
     space = model.named_steps["space"]
     params: dict[str, Any] = {
         "method": method, "k": k, "k_range": list(k_range), "criterion": criterion,
@@ -600,5 +595,10 @@ def _stratify(X: pd.DataFrame, values: np.ndarray, ids_list: list[Any], features
         "space_dimensions": int(Z.shape[1]),
         "space_pca_components": int(space.pca_.n_components_) if space.pca_ is not None else None,
     }
-    return ModelResult(kind="stratify", model=model, features=features, metrics=metrics,
-                       tables=tables, params=params)
+    return StratificationResult(
+        model=model, features=features, tables=tables, params=params, n=int(n), seed=int(seed),
+        training=training_data(X), method=method, k=k_best, criterion=criterion,
+        silhouette=_num(float(chosen["silhouette"])), bic=_num(float(chosen["bic"])),
+        stability_ari_mean=_num(float(aris.mean())) if aris.size else None,
+        stability_ari_sd=_num(float(aris.std(ddof=1))) if aris.size > 1 else None,
+        cluster_sizes=[int(s) for s in sizes])

@@ -1,0 +1,2 @@
+"""The study run (:mod:`hikisig.pipeline.run`): one config in, report, tables, models and
+provenance out."""

@@ -1,9 +1,13 @@
-"""``hikisig run``: from a study config to tables, models, provenance and the report."""
+"""``hikisig run``: from a study config to tables, models, provenance and the report.
+
+The data are loaded and prepared by :func:`hikisig.analysis.load_study` and every analysis
+is the public one (:func:`hikisig.case_control`, :func:`hikisig.discriminate`, ...), so a
+run gives the tables ``hikisig stats`` and ``hikisig model`` give on the same data.
+"""
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import shutil
@@ -17,87 +21,60 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hikisig.errors import HikisigError
-from hikisig.models.persist import frame_sha256
-from hikisig.pipeline.config import StudyConfig
-from hikisig.pipeline.results import RunResults
+from hikisig.analysis.study import StudyData, load_study, store_url
+from hikisig.config import StudyConfig, load_config
+from hikisig.config import config_sha256 as sha256_of_config
+from hikisig.errors import HikisigError, TooFewSamplesError
+from hikisig.models.projection import cluster_matrix, pca_scores
+from hikisig.models.result import frame_sha256
+from hikisig.results import STAGES, PreprocessingStep, Provenance, RunMethods, RunResults
+from hikisig.stats.describe import cohort_summary, group_summary, missingness
 from hikisig.versions import package_versions
 
-__all__ = ["STAGES", "execute", "run_study"]
-
-#: Stages reported to the progress callback, in order.
-STAGES = ("data", "statistics", "discrimination", "severity", "stratification", "report")
+__all__ = ["STAGES", "execute", "run", "run_study"]
 
 Progress = Callable[[str], None]
+
+#: Warnings about library code, not about the data: not listed in a run's warnings.
+_LIBRARY_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _store_url(config: StudyConfig, base: Path) -> str:
-    """The store of ``source.db`` (default hikisig.db), a relative path taken from ``base``."""
-    db = config.source.db or "hikisig.db"
-    return db if "://" in db or Path(db).is_absolute() else str(base / db)
-
-
-def _load(config: StudyConfig, base: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str,
-                                                    bool, pd.DataFrame | None]:
-    """X, obs, var, study name, synthetic flag, questionnaire scores."""
-    d, src = config.design, config.source
-    if src.file:
-        from hikisig.catalog import load_catalog
-        from hikisig.pipeline.data import read_wide_table
-
-        meta = [c for c in (d.group, d.sex, d.participant) if c]
-        path = Path(src.file) if Path(src.file).is_absolute() else base / src.file
-        import pandas as pd_
-
-        head = list(pd_.read_csv(path, nrows=0).columns) if path.exists() else []
-        meta = [c for c in meta if c in head or c == d.group]
-        numeric = [c for c in [*d.covariates, *([d.severity] if d.severity else [])] if c in head]
-        X, obs = read_wide_table(path, src.id_column, meta, numeric)
-        cat = load_catalog()
-        var = pd.DataFrame({
-            "display_name": [cat.get(c).display_name if c in cat else c for c in X.columns],
-            "class": [cat.get(c).class_ if c in cat else "uncatalogued" for c in X.columns],
-            "unit": [None] * X.shape[1]}, index=X.columns)
-        name = src.study or path.stem
-        return X, obs, var, name, "synthetic" in name.casefold(), None
+def _questionnaires(config: StudyConfig, base: Path | None, study: str, obs: pd.DataFrame
+                    ) -> pd.DataFrame | None:
+    """Totals of the design's instruments stored for the analysed participants."""
+    if config.source.file or not config.design.instruments:
+        return None
     from hikisig.cohort.assessments import load_assessments
-    from hikisig.cohort.dataset import load_dataset
     from hikisig.cohort.store import Store
 
-    store = Store(_store_url(config, base))
-    names = store.study_names()
-    study = src.study or (names[0] if len(names) == 1 else None)
-    if study is None:
-        raise HikisigError(f"the store holds {len(names)} studies: set source.study "
-                           f"({', '.join(names)})")
-    ds = load_dataset(store, study)
-    obs = ds.obs[ds.obs["sample_type"] == "study"]
-    first = obs.groupby("participant")["visit"].transform("min")
-    obs = obs[obs["visit"] == first].copy()
+    store = Store(store_url(config.source, base))
     rows = []
-    for iid in d.instruments:
-        try:
-            scores = load_assessments(store, study, iid)
-        except HikisigError:
-            continue
-        if len(scores):
-            part = scores[["id", "visit", "total", "band"]].copy()
-            part.insert(2, "instrument", iid)
-            rows.append(part)
-    quest = pd.concat(rows, ignore_index=True) if rows else None
-    if d.severity and d.severity not in obs.columns and quest is not None:
-        key = quest[quest["instrument"] == d.severity].set_index(["id", "visit"])["total"]
-        obs[d.severity] = [key.get((p, v), np.nan) for p, v in zip(obs["participant"], obs["visit"],
-                                                                   strict=True)]
-    store.dispose()
-    return ds.X.loc[obs.index], obs, ds.var, study, ds.synthetic, quest
+    try:
+        for iid in config.design.instruments:
+            try:
+                scores = load_assessments(store, study, iid)
+            except HikisigError:
+                continue
+            if len(scores):
+                part = scores[["id", "visit", "total", "band"]].copy()
+                part.insert(2, "instrument", iid)
+                rows.append(part)
+    finally:
+        store.dispose()
+    if not rows:
+        return None
+    quest = pd.concat(rows, ignore_index=True)
+    idx = obs.drop_duplicates("participant").set_index("participant")
+    quest = quest.assign(group=quest["id"].map(idx["group"].to_dict()),
+                         sex=quest["id"].map(idx["sex"].to_dict()))
+    return quest[quest["group"].notna()].reset_index(drop=True)
 
 
-def _criteria(config: StudyConfig, base: Path, study: str, obs: pd.DataFrame
+def _criteria(config: StudyConfig, base: Path | None, study: str, obs: pd.DataFrame
               ) -> pd.DataFrame | None:
     """The 2020 criteria of the participants: from ``source.criteria`` (a CSV) when set,
     else from the store's visit records (the clinic app's checklist): the record of the
@@ -108,14 +85,14 @@ def _criteria(config: StudyConfig, base: Path, study: str, obs: pd.DataFrame
         from hikisig.assess.answers import read_answers_csv
 
         cpath = Path(config.source.criteria)
-        cpath = cpath if cpath.is_absolute() else base / cpath
+        cpath = cpath if cpath.is_absolute() or base is None else base / cpath
         return apply_criteria(read_answers_csv(cpath), str(cpath))
     if config.source.file:
         return None
     from hikisig.cohort.criteria_records import load_criteria
     from hikisig.cohort.store import Store
 
-    store = Store(_store_url(config, base))
+    store = Store(store_url(config.source, base))
     try:
         recs = load_criteria(store, study)
     finally:
@@ -128,160 +105,139 @@ def _criteria(config: StudyConfig, base: Path, study: str, obs: pd.DataFrame
     return recs[same | first].reset_index(drop=True)
 
 
+def _standard_obs(study: StudyData) -> pd.DataFrame:
+    """group, sex, age, participant and visit of the analysed samples, under those names."""
+    ds, d = study.data, study.design
+    obs = pd.DataFrame(index=ds.X.index)
+    obs["group"] = ds.column(d.group).astype(str)
+    obs["sex"] = ds.column(d.sex).astype(object) if d.sex else None
+    age = ds.column_name("age")
+    obs["age"] = pd.to_numeric(ds.obs[age], errors="coerce") if age else np.nan
+    obs["participant"] = (ds.column(d.participant).astype(str) if d.participant
+                          else pd.Series(ds.X.index.astype(str), index=ds.X.index))
+    obs["visit"] = ds.obs.get("visit", 1)
+    if d.severity:
+        obs[d.severity] = pd.to_numeric(ds.column(d.severity), errors="coerce")
+    return obs
+
+
+def _methods(config: StudyConfig, study: StudyData) -> RunMethods:
+    pre, d = config.preprocessing, study.design
+    steps: list[PreprocessingStep] = []
+    if pre.input_scale != "linear":
+        steps.append(PreprocessingStep("back-transformation", f"stored {pre.input_scale} values "
+                                       "brought back to the linear scale"))
+    steps += [
+        PreprocessingStep("missingness filter", f"analytes missing in more than "
+                          f"{pre.max_missing:.0%} of samples removed ({len(study.dropped)} removed)"),
+        PreprocessingStep("half-minimum imputation", "per analyte, fitted within each training "
+                          "fold for the models"),
+        PreprocessingStep("log2 transformation"),
+        PreprocessingStep("autoscaling", "discrimination and stratification, fitted within "
+                          "training folds"),
+        PreprocessingStep(f"{config.severity.scaling} scaling", "severity (PLS) model, after "
+                          "mean-centring"),
+    ]
+    return RunMethods(preprocessing=steps, input_scale=pre.input_scale, max_missing=pre.max_missing,
+                      dropped_analytes=list(study.dropped), tests=list(config.stats.tests),
+                      mwu_method=config.stats.mwu_method, by=d.sex, covariates=list(d.covariates),
+                      severity=d.severity, prevalence=config.screening.prevalence,
+                      seed=config.run.seed, engine=config.run.engine)
+
+
 def run_study(config: StudyConfig, *, config_sha256: str = "", base: Path | None = None,
               progress: Progress | None = None) -> RunResults:
-    """Run every enabled analysis of a study config and return the results.
+    """Run every enabled analysis of a study config and return the results (nothing is
+    written). Warnings raised during the run are collected in ``RunResults.warnings``.
 
     Statistics and resampling run on the engine of ``run.engine`` (``run.scheduler``,
     ``run.workers``); a local Dask cluster it starts is closed at the end.
     """
-    from hikisig.engine import Engine
+    from hikisig.engine import open_engine
 
-    with Engine(config.run.engine, n_jobs=config.run.workers,
-                scheduler=config.run.scheduler) as engine:
-        return _run_study(config, engine, config_sha256=config_sha256, base=base,
-                          progress=progress)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with open_engine(config.run.engine, config.run.scheduler, config.run.workers) as engine:
+            results = _run_study(config, engine, config_sha256=config_sha256, base=base,
+                                 progress=progress)
+    seen: dict[str, None] = {}
+    for w in caught:
+        if issubclass(w.category, _LIBRARY_WARNINGS):
+            continue
+        text = str(w.message) if issubclass(w.category, UserWarning) else (
+            f"{w.category.__name__}: {w.message}")
+        seen.setdefault(text, None)
+    results.warnings = list(seen)
+    return results
 
 
 def _run_study(config: StudyConfig, engine: Any, *, config_sha256: str, base: Path | None,
                progress: Progress | None) -> RunResults:
-    from hikisig.prep.markers import derived_markers
-
     start = _now()
-    base = base or Path.cwd()
     say = progress or (lambda _stage: None)
-    d = config.design
-    say("data")
-    X, obs, var, study, synthetic, quest = _load(config, base)
-    if d.group not in obs.columns:
-        raise HikisigError(f"no group column {d.group!r} in the data")
-    labels = obs[d.group].astype(str)
-    keep = labels.isin([d.case, d.control]).to_numpy()
-    X, obs = X[keep], obs[keep].copy()
-    obs["group"] = obs[d.group].astype(str)
-    # no sex column configured (or sex is the contrast itself): no stratification by sex
-    obs["sex"] = obs[d.sex] if d.sex and d.sex in obs.columns and d.sex != d.group else None
-    if "age" not in obs.columns:
-        obs["age"] = np.nan
-    if "participant" not in obs.columns:
-        obs["participant"] = obs.index.astype(str)
-    if "visit" not in obs.columns:
-        obs["visit"] = 1
-    scale = config.preprocessing.input_scale
-    if scale != "linear":
-        base_of = {"log10": 10.0, "log2": 2.0, "ln": math.e}[scale]
-        X = np.power(base_of, X)
-    missing_share = X.isna().mean()
-    dropped = list(X.columns[missing_share > config.preprocessing.max_missing])
-    X = X.drop(columns=dropped)
-    var = var.reindex(X.columns)
-    case = (obs["group"] == d.case).to_numpy()
-    n_case, n_control = int(case.sum()), int((~case).sum())
-    if n_case < 3 or n_control < 3:
-        raise HikisigError(f"need at least 3 {d.case!r} and 3 {d.control!r} samples "
-                           f"(found {n_case} and {n_control})")
-    markers, formulas = derived_markers(X)
     seed = config.run.seed
-    covs = [c for c in d.covariates
-            if c in obs.columns and pd.to_numeric(obs[c], errors="coerce").notna().any()]
-    steps: list[dict[str, str]] = []
-    if scale != "linear":
-        steps.append({"name": "back-transformation", "description": f"stored {scale} values "
-                      "brought back to the linear scale"})
-    steps += [
-        {"name": "missingness filter", "description": f"analytes missing in more than "
-         f"{config.preprocessing.max_missing:.0%} of samples removed ({len(dropped)} removed)"},
-        {"name": "half-minimum imputation", "description": "per analyte, fitted within each "
-         "training fold for the models"},
-        {"name": "log2 transformation", "description": ""},
-        {"name": "autoscaling", "description": "discrimination and stratification, fitted "
-         "within training folds"},
-        {"name": f"{config.severity.scaling} scaling", "description": "severity (PLS) model, "
-         "after mean-centring"},
-    ]
-    methods: dict[str, Any] = {
-        "preprocessing": steps,
-        "dropped_analytes": dropped,
-        "input_scale": scale,
-        "covariates": covs, "seed": seed, "engine": config.run.engine,
-        "prevalence": config.screening.prevalence,
-        "correction": "Benjamini-Hochberg false discovery rate (q) and Holm",
-        "ci": {"AUC": "DeLong and stratified bootstrap", "sensitivity/specificity": "Wilson",
-               "fold change": "Welch t on log values", "Hedges g": "Hedges-Olkin normal "
-               "approximation", "Cliff's delta": "DeLong variance of the AUC"},
-    }
-    results = RunResults(config=config.model_dump(), study=study, synthetic=synthetic, X=X,
-                         obs=obs, var=var, case_label=d.case, control_label=d.control,
-                         markers=markers, marker_formulas=formulas, methods=methods)
+    say("data")
+    study = load_study(config.source, config.design, config.preprocessing, base=base)
+    ds, d = study.data, study.design
+    obs = _standard_obs(study)
+    values, notes = study.markers
+    per_analyte, per_sample = missingness(ds.X)
+    results = RunResults(
+        config=config, study=ds.study, synthetic=ds.synthetic, X=ds.X, obs=obs, var=ds.var,
+        case_label=d.case, control_label=d.control, markers=values,
+        marker_formulas=notes, methods=_methods(config, study),
+        cohort=cohort_summary(obs["group"], d.case, d.control, obs["sex"] if d.sex else None,
+                              obs["age"]),
+        missing_by_analyte=per_analyte, missing_by_sample=per_sample)
+    if ds.X.shape[0] >= 3 and ds.X.shape[1] >= 2:
+        results.pca = pca_scores(ds.X)
+    quest = _questionnaires(config, base, ds.study, obs)
     if quest is not None:
-        idx = obs.set_index("participant")
-        quest = quest.assign(group=quest["id"].map(idx["group"].to_dict()),
-                             sex=quest["id"].map(idx["sex"].to_dict()))
-        results.questionnaires = quest[quest["group"].notna()].reset_index(drop=True)
-    crit = _criteria(config, base, study, obs)
+        results.questionnaires = quest
+        results.questionnaire_summary = pd.concat(
+            [group_summary(sub["total"], sub["group"], [d.control, d.case]).assign(instrument=iid)
+             for iid, sub in quest.groupby("instrument", sort=True)], ignore_index=True)
+    crit = _criteria(config, base, ds.study, obs)
     if crit is not None:
-        crit["group"] = crit["id"].map(obs.set_index("participant")["group"].to_dict())
+        crit["group"] = crit["id"].map(obs.drop_duplicates("participant")
+                                       .set_index("participant")["group"].to_dict())
         results.criteria = crit
     say("statistics")
     if config.stats.enabled:
-        from hikisig.stats.casecontrol import case_control
-
-        full = X.join(markers)
-        sev = obs[d.severity] if d.severity and d.severity in obs.columns else None
-        st = case_control(full, case, by=obs["sex"] if obs["sex"].notna().any() else None,
-                          covariates=obs[covs].astype(float) if covs else None, severity=sev,
-                          tests=config.stats.tests, mwu_method=config.stats.mwu_method,
-                          engine=engine)
-        st["formula"] = st["analyte"].map(formulas["formula"].to_dict() if len(formulas) else {}).fillna("")
-        results.stats = st
-        methods["tests"] = list(config.stats.tests)
-        methods["mwu_method"] = config.stats.mwu_method
-    say("discrimination")
-    if config.discriminate.enabled:
-        from hikisig.models.discriminate import discriminate
-
-        groups = obs["participant"].astype(str).to_numpy()
-        c = config.discriminate
-        methods.setdefault("training_ids", {})["discriminate"] = [str(i) for i in X.index]
-        results.models["discriminate"] = discriminate(
-            X, case, groups=groups if pd.Series(groups).duplicated().any() else None,
-            ids=X.index, model=c.model, cv_folds=c.cv_folds, cv_repeats=c.cv_repeats,
-            permutations=c.permutations, n_estimators=c.n_estimators,
-            prevalence=config.screening.prevalence, seed=seed, engine=engine)
-    say("severity")
-    if config.severity.enabled and d.severity and d.severity in obs.columns:
-        from hikisig.models.severity import severity
-
-        target = pd.to_numeric(obs[d.severity], errors="coerce")
-        sel = target.notna().to_numpy() & (case if config.severity.cases_only else True)
-        if sel.sum() >= 8:
-            c2 = config.severity
-            methods.setdefault("training_ids", {})["severity"] = [str(i) for i in X.index[sel]]
-            results.models["severity"] = severity(
-                X[sel], target[sel].to_numpy(), ids=X.index[sel], scaling=c2.scaling,
-                cv_repeats=c2.cv_repeats, permutations=c2.permutations, seed=seed, engine=engine)
-    say("stratification")
-    if config.stratify.enabled and case.sum() >= 10:
-        from hikisig.models.stratify import stratify
-
-        c3 = config.stratify
-        methods.setdefault("training_ids", {})["stratify"] = [str(i) for i in X.index[case]]
-        results.models["stratify"] = stratify(X[case], ids=X.index[case], method=c3.method, k=c3.k,
-                                              bootstraps=c3.bootstraps, seed=seed, engine=engine)
-    methods["cv"] = {k: m.metrics.get("cv_scheme") for k, m in results.models.items()
-                     if m.metrics.get("cv_scheme")}
-    methods["permutations"] = {k: m.metrics.get("permutations") for k, m in results.models.items()
-                               if m.metrics.get("permutations") is not None}
+        results.stats = study.statistics(config.stats, engine=engine)
+    else:
+        results.skipped["statistics"] = "disabled in the study config (stats.enabled = false)"
+    stages: list[tuple[str, str, Callable[[], Any]]] = [
+        ("discrimination", "discriminate", lambda: study.discriminate(
+            config.discriminate, prevalence=config.screening.prevalence, seed=seed, engine=engine)),
+        ("severity", "severity", lambda: study.severity(config.severity, seed=seed, engine=engine)),
+        ("stratification", "stratify", lambda: study.stratify(config.stratify, seed=seed,
+                                                              engine=engine)),
+    ]
+    for stage, section, fit in stages:
+        say(stage)
+        if not getattr(config, section).enabled:
+            results.skipped[stage] = f"disabled in the study config ({section}.enabled = false)"
+            continue
+        try:
+            setattr(results, stage, fit())
+        except TooFewSamplesError as exc:
+            results.skipped[stage] = str(exc)
+    st = results.stratification
+    if st is not None:
+        top = [a for a in st.signature.sort_values("rank", kind="stable")["analyte"].astype(str)
+               if a in ds.X.columns][:20]
+        results.cluster_values, results.cluster_of = cluster_matrix(ds.X, st.tables["assignments"],
+                                                                    top)
     if results.models:
         from hikisig.models.signature import consensus_signature
 
         results.consensus = consensus_signature(list(results.models.values()))
-    results.provenance = {
-        "config_sha256": config_sha256, "data_sha256": frame_sha256(X), "study": study,
-        "synthetic": synthetic, "seed": seed, "engine": config.run.engine,
-        "versions": package_versions(), "start_time": start, "end_time": _now(),
-        "platform": platform.platform(),
-    }
+    results.provenance = Provenance(
+        config_sha256=config_sha256 or sha256_of_config(config),
+        data_sha256=frame_sha256(ds.X), study=ds.study, synthetic=ds.synthetic, seed=seed,
+        engine=config.run.engine, versions=package_versions(), start_time=start, end_time=_now(),
+        platform=platform.platform())
     return results
 
 
@@ -300,7 +256,7 @@ def _write_tables(results: RunResults, folder: Path) -> list[str]:
     if results.criteria is not None:
         tables["criteria"] = results.criteria
     if len(results.markers.columns):
-        tables["derived_markers"] = results.markers.reset_index().rename(columns={"index": "id"})
+        tables["derived_markers"] = results.markers.rename_axis("id").reset_index()
         tables["derived_marker_formulas"] = results.marker_formulas.reset_index()
     for kind, res in results.models.items():
         for name, t in res.tables.items():
@@ -322,29 +278,25 @@ def execute(config: StudyConfig, out: Path, *, config_sha256: str = "", base: Pa
             progress: Progress | None = None) -> tuple[RunResults, Path]:
     """Run a study and write ``report.html``, ``tables/``, ``models/`` and ``provenance.json``
     into ``out`` (built in a temporary folder and moved into place at the end)."""
-    from hikisig.models.persist import save_model
+    from hikisig.report import render_report
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            results = run_study(config, config_sha256=config_sha256, base=base, progress=progress)
+        results = run_study(config, config_sha256=config_sha256, base=base, progress=progress)
         names = _write_tables(results, tmp / "tables")
         for kind, res in results.models.items():
-            ids = results.methods.get("training_ids", {}).get(kind, list(results.X.index))
-            Xk = results.X.loc[ids]
-            yk = results.obs.loc[ids, "group"] if kind == "discriminate" else None
-            save_model(res, tmp / "models" / kind, X=Xk, y=yk, study=results.study,
-                       synthetic=results.synthetic)
+            res.save(tmp / "models" / kind)
+            res.folder = out / "models" / kind
         if progress:
             progress("report")
-        from hikisig.report import render_report
-
         (tmp / "report.html").write_text(render_report(results), encoding="utf-8")
-        prov = dict(results.provenance, tables=names, models=sorted(results.models))
-        (tmp / "provenance.json").write_text(json.dumps(prov, indent=2, default=str) + "\n")
+        prov = results.provenance
+        if prov is not None:
+            prov.tables, prov.models = names, sorted(results.models)
+            (tmp / "provenance.json").write_text(json.dumps(prov.to_dict(), indent=2, default=str)
+                                                 + "\n")
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -352,3 +304,39 @@ def execute(config: StudyConfig, out: Path, *, config_sha256: str = "", base: Pa
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(config: StudyConfig | str | Path, out: str | Path | None = None, *,
+        progress: Progress | None = None) -> RunResults:
+    """Run a study: every enabled analysis of its config, written to a folder.
+
+    Parameters
+    ----------
+    config : StudyConfig, or the path of a study config (TOML)
+        Relative paths in a config file are taken from the file's folder; in a config
+        object, from the current folder.
+    out : path, optional
+        Output folder (default: ``run.out`` of the config). It receives ``report.html``,
+        ``tables/`` (CSV and Parquet), ``models/`` (skops + model cards) and
+        ``provenance.json``.
+    progress : callable, optional
+        Called with each stage's name (:data:`hikisig.results.STAGES`).
+
+    Returns
+    -------
+    RunResults
+
+    Examples
+    --------
+    >>> results = run("study.toml", out="results")  # doctest: +SKIP
+    >>> results.discrimination.auc                  # doctest: +SKIP
+    """
+    if isinstance(config, StudyConfig):
+        cfg, sha, base = config, sha256_of_config(config), Path.cwd()
+    else:
+        path = Path(config)
+        cfg, sha = load_config(path)
+        base = path.parent.resolve()
+    target = Path(out) if out is not None else base / cfg.run.out
+    results, _ = execute(cfg, target, config_sha256=sha, base=base, progress=progress)
+    return results

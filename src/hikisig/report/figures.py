@@ -1,8 +1,9 @@
 """Figures of the HTML report, rendered with matplotlib as base64 PNG strings.
 
 Every function returns the base64 text of a PNG (without the ``data:`` prefix).
-The output is deterministic: no timestamps in the PNG metadata, seeded jitter
-and bootstrap resampling.
+The output is deterministic: no timestamps in the PNG metadata and seeded jitter.
+Figures draw what the run computed (:class:`hikisig.results.RunResults`); they compute
+no statistic.
 """
 
 from __future__ import annotations
@@ -22,18 +23,18 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from hikisig.models.projection import PCAScores
+from hikisig.models.result import SeverityResult
+
 __all__ = [
     "boxplots",
     "calibration",
     "cluster_heatmap",
     "cluster_profiles",
-    "log2_autoscaled",
     "missingness",
     "pca",
-    "pca_scores",
     "pls_observed_predicted",
     "roc",
-    "roc_band",
     "vip",
     "volcano",
 ]
@@ -84,29 +85,18 @@ def _group_colour(group: Any, case_label: str, control_label: str) -> str:
     return OTHER_COLOUR
 
 
-def log2_autoscaled(X: pd.DataFrame) -> pd.DataFrame:
-    """log2, half-minimum imputed, autoscaled (mean 0, SD 1) data; constant columns dropped."""
-    Xp = X.where(X > 0)
-    Xp = Xp.loc[:, Xp.notna().any()]
-    Xp = Xp.fillna(Xp.min() / 2.0)
-    L = np.log2(Xp.astype(float))
-    sd = L.std(ddof=1)
-    L = L.loc[:, sd > 0]
-    return (L - L.mean()) / L.std(ddof=1)
-
-
 # -- data quality -------------------------------------------------------------
-def missingness(X: pd.DataFrame, obs: pd.DataFrame, case_label: str, control_label: str) -> str:
+def missingness(by_analyte: pd.Series, per_sample: pd.Series, obs: pd.DataFrame, case_label: str,
+                control_label: str) -> str:
     """Fraction missing per analyte (sorted) and per sample by group."""
     fig, (a1, a2) = _figure(9.5, 3.4, 1, 2, gridspec_kw={"width_ratios": [2, 1]})
-    per_analyte = X.isna().mean().sort_values(ascending=False).to_numpy()
+    per_analyte = by_analyte.sort_values(ascending=False).to_numpy()
     a1.bar(np.arange(len(per_analyte)), per_analyte, width=1.0, color="#5d6d7e")
     a1.set_xlim(-0.5, max(len(per_analyte), 1) - 0.5)
     a1.set_ylim(0, max(0.05, float(per_analyte.max()) * 1.1 if len(per_analyte) else 0.05))
     a1.set_xlabel("analytes (sorted)")
     a1.set_ylabel("fraction missing")
     a1.set_title("Per analyte")
-    per_sample = X.isna().mean(axis=1)
     groups = [control_label, case_label]
     data = [per_sample[obs["group"] == g].to_numpy() for g in groups]
     rng = np.random.default_rng(0)
@@ -124,23 +114,9 @@ def missingness(X: pd.DataFrame, obs: pd.DataFrame, case_label: str, control_lab
 
 
 # -- PCA ----------------------------------------------------------------------
-def pca_scores(X: pd.DataFrame, n: int = 2) -> tuple[pd.DataFrame, np.ndarray]:
-    """PCA scores of log2, half-minimum-imputed, autoscaled data and explained variance ratios."""
-    Z = log2_autoscaled(X)
-    U, S, _ = np.linalg.svd(Z.to_numpy(), full_matrices=False)
-    # deterministic sign: largest absolute score of each component positive
-    scores = U[:, :n] * S[:n]
-    for j in range(scores.shape[1]):
-        if scores[np.argmax(np.abs(scores[:, j])), j] < 0:
-            scores[:, j] *= -1
-    var = S**2 / np.sum(S**2)
-    cols = [f"PC{i + 1}" for i in range(scores.shape[1])]
-    return pd.DataFrame(scores, index=X.index, columns=cols), var[:n]
-
-
-def pca(X: pd.DataFrame, obs: pd.DataFrame, case_label: str, control_label: str) -> str:
+def pca(pcs: PCAScores, obs: pd.DataFrame, case_label: str, control_label: str) -> str:
     """PC1 vs PC2 coloured by group, marker shape by sex."""
-    scores, ev = pca_scores(X)
+    scores, ev = pcs.scores, pcs.explained
     fig, ax = _figure(5.6, 4.4)
     handles = []
     for g in [control_label, case_label]:
@@ -233,42 +209,12 @@ def boxplots(values: pd.DataFrame, obs: pd.DataFrame, columns: Sequence[str], ti
 
 
 # -- discrimination -------------------------------------------------------------
-def roc_band(y: np.ndarray, p: np.ndarray, resamples: int = 200, seed: int = 0,
-             grid: int = 101) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Pointwise 95% band of the ROC curve by stratified bootstrap and vertical averaging.
-
-    Returns the FPR grid, the TPR of the full data on the grid, and the 2.5 and 97.5 percentiles.
-    """
-    from sklearn.metrics import roc_curve
-
-    fpr_grid = np.linspace(0.0, 1.0, grid)
-    y = np.asarray(y).astype(bool)
-    p = np.asarray(p, dtype=float)
-
-    def _tpr(yy: np.ndarray, pp: np.ndarray) -> np.ndarray:
-        fpr, tpr, _ = roc_curve(yy, pp)
-        out = np.interp(fpr_grid, fpr, tpr)
-        out[0] = 0.0
-        return out
-
-    rng = np.random.default_rng(seed)
-    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
-    curves = np.empty((resamples, grid))
-    for b in range(resamples):
-        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
-        curves[b] = _tpr(y[idx], p[idx])
-    lo, hi = np.percentile(curves, [2.5, 97.5], axis=0)
-    return fpr_grid, _tpr(y, p), lo, hi
-
-
-def roc(roc_table: pd.DataFrame, oof: pd.DataFrame, auc: float, resamples: int = 200, seed: int = 0) -> str:
-    """ROC curve of the out-of-fold predictions with a bootstrap 95% band."""
-    ok = oof.dropna(subset=["y_true", "y_prob"])
+def roc(roc_table: pd.DataFrame, band: pd.DataFrame | None, auc: float) -> str:
+    """ROC curve of the out-of-fold predictions with its bootstrap 95% band."""
     fig, ax = _figure(4.4, 4.2)
-    y = ok["y_true"].to_numpy().astype(bool)
-    if y.any() and (~y).any():
-        grid, _, lo, hi = roc_band(y, ok["y_prob"].to_numpy(float), resamples=resamples, seed=seed)
-        ax.fill_between(grid, lo, hi, color=CASE_COLOUR, alpha=0.18, lw=0, label="95% bootstrap band")
+    if band is not None and len(band):
+        ax.fill_between(band["fpr"], band["tpr_ci_low"], band["tpr_ci_high"], color=CASE_COLOUR,
+                        alpha=0.18, lw=0, label="95% bootstrap band")
     ax.plot(roc_table["fpr"], roc_table["tpr"], color=CASE_COLOUR, lw=2,
             label=f"out-of-fold ROC (AUC {auc:.2f})")
     ax.plot([0, 1], [0, 1], ls="--", color="#888888", lw=0.8, label="chance")
@@ -310,7 +256,7 @@ def calibration(cal: pd.DataFrame, brier: float | None, slope: float | None, int
 
 
 # -- severity -------------------------------------------------------------------
-def pls_observed_predicted(op: pd.DataFrame, metrics: dict[str, Any]) -> str:
+def pls_observed_predicted(op: pd.DataFrame, model: SeverityResult) -> str:
     """Observed vs cross-validated predicted severity with the identity line."""
     fig, ax = _figure(4.6, 4.3)
     obs_ = op["observed"].to_numpy(float)
@@ -325,7 +271,7 @@ def pls_observed_predicted(op: pd.DataFrame, metrics: dict[str, Any]) -> str:
     ax.set_ylim(lo - pad, hi + pad)
     lines = []
     for key, label in [("r2y", "R²Y"), ("q2", "Q²"), ("rmsecv", "RMSECV"), ("r2_spearman", "R² (Spearman²)")]:
-        v = metrics.get(key)
+        v = getattr(model, key)
         if isinstance(v, int | float) and np.isfinite(v):
             lines.append(f"{label} {v:.2f}")
     ax.text(0.03, 0.97, "\n".join(lines), transform=ax.transAxes, va="top", fontsize=8)
@@ -350,22 +296,8 @@ def vip(vip_table: pd.DataFrame, names: dict[str, str], top: int = 20) -> str:
 
 
 # -- stratification ---------------------------------------------------------------
-def _cluster_z(X: pd.DataFrame, assignments: pd.DataFrame, analytes: Sequence[str]
-               ) -> tuple[pd.DataFrame, pd.Series]:
-    a = assignments.drop_duplicates("id").set_index("id")
-    ids = [i for i in a.index if i in X.index]
-    Z = log2_autoscaled(X.loc[ids])
-    cols = [c for c in analytes if c in Z.columns]
-    order = a.loc[ids].reset_index().sort_values(["cluster", "probability", "id"],
-                                                 ascending=[True, False, True], kind="stable")
-    Z = Z.loc[order["id"], cols]
-    return Z, order.set_index("id")["cluster"]
-
-
-def cluster_heatmap(X: pd.DataFrame, assignments: pd.DataFrame, analytes: Sequence[str],
-                    names: dict[str, str]) -> str:
+def cluster_heatmap(Z: pd.DataFrame, clusters: pd.Series, names: dict[str, str]) -> str:
     """Heat map of samples x analytes (autoscaled log2), samples ordered by cluster."""
-    Z, clusters = _cluster_z(X, assignments, analytes)
     fig, ax = _figure(8.0, 0.22 * Z.shape[1] + 1.8)
     labels = sorted(clusters.unique())
     im = ax.imshow(Z.T.to_numpy(), aspect="auto", cmap="RdBu_r", vmin=-2.5, vmax=2.5, interpolation="nearest")
@@ -389,10 +321,8 @@ def cluster_heatmap(X: pd.DataFrame, assignments: pd.DataFrame, analytes: Sequen
     return _png(fig, tight=True)
 
 
-def cluster_profiles(X: pd.DataFrame, assignments: pd.DataFrame, analytes: Sequence[str],
-                     names: dict[str, str]) -> str:
+def cluster_profiles(Z: pd.DataFrame, clusters: pd.Series, names: dict[str, str]) -> str:
     """Mean z-score per cluster for the top analytes."""
-    Z, clusters = _cluster_z(X, assignments, analytes)
     means = Z.groupby(clusters.to_numpy()).mean()
     fig, ax = _figure(max(5.0, 0.35 * Z.shape[1] + 1.5), 3.6)
     xs = np.arange(Z.shape[1])

@@ -9,11 +9,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from scipy import stats as sps
 
-from hikisig.pipeline.results import RunResults
 from hikisig.report import figures as F  # noqa: N812
 from hikisig.report.methods import methods_paragraphs
+from hikisig.results import RunResults
 
 __all__ = ["render_report"]
 
@@ -104,31 +103,20 @@ def _is_empty(frame: pd.DataFrame | None) -> bool:
 # -- sections -------------------------------------------------------------------
 def _cohort(r: RunResults) -> Section:
     sec = Section("cohort", "1 Cohort")
-    obs = r.obs
-    rows = []
-    groups = [r.control_label, r.case_label]
-    age = pd.to_numeric(obs["age"], errors="coerce") if "age" in obs else pd.Series(np.nan, index=obs.index)
-    sex = obs["sex"] if "sex" in obs else pd.Series(pd.NA, index=obs.index)
-    for g in groups:
-        for s, label in [("M", "men"), ("F", "women"), (None, "all")]:
-            m = obs["group"] == g
-            if s is not None:
-                m = m & (sex == s)
-            a = age[m].dropna()
-            rows.append([str(g), label, str(int(m.sum())),
-                         f"{a.mean():.1f} ± {a.std(ddof=1):.1f}" if len(a) > 1 else "–"])
+    c = r.cohort
+    if c is None:
+        sec.ran, sec.note = False, "No cohort summary was recorded."
+        return sec
+    label = {"M": "men", "F": "women", "all": "all"}
+    rows = [[str(t.group), label.get(str(t.sex), str(t.sex)), str(int(t.n)),
+             f"{t.age_mean:.1f} ± {t.age_sd:.1f}" if np.isfinite(t.age_mean) else "–"]
+            for t in c.table.itertuples()]
     sec.tables.append(Table(["group", "sex", "n", "age, mean ± SD"], rows))
-    keep = obs["group"].isin(groups) & sex.isin(["M", "F"])
-    ct = pd.crosstab(obs.loc[keep, "group"], sex[keep])
-    if ct.shape == (2, 2):
-        chi2, p, _, _ = sps.chi2_contingency(ct.to_numpy())
-        sec.paragraphs.append(f"Sex by group: chi-square test (Yates-corrected) χ² = {chi2:.2f}, "
-                              f"p = {_p(p)}.")
-    a_case = age[obs["group"] == r.case_label].dropna()
-    a_ctrl = age[obs["group"] == r.control_label].dropna()
-    if len(a_case) > 1 and len(a_ctrl) > 1:
-        t, p = sps.ttest_ind(a_case, a_ctrl, equal_var=False)
-        sec.paragraphs.append(f"Age, cases vs controls: Welch t test t = {t:.2f}, p = {_p(p)}.")
+    if c.sex_chi2 is not None:
+        sec.paragraphs.append(f"Sex by group: chi-square test (Yates-corrected) χ² = {c.sex_chi2:.2f}, "
+                              f"p = {_p(c.sex_p)}.")
+    if c.age_t is not None:
+        sec.paragraphs.append(f"Age, cases vs controls: Welch t test t = {c.age_t:.2f}, p = {_p(c.age_p)}.")
     return sec
 
 
@@ -140,14 +128,15 @@ def _questionnaires(r: RunResults) -> Section:
         sec.note = "Questionnaires and criteria were not run (no questionnaire or criteria data)."
         return sec
     groups = [r.control_label, r.case_label]
-    if q is not None and not _is_empty(q):
+    qs = r.questionnaire_summary
+    if qs is not None and not _is_empty(qs):
         rows = []
-        for inst, sub in q.groupby("instrument", sort=True):
+        for inst, sub in qs.groupby("instrument", sort=True):
             row = [str(inst)]
             for g in groups:
-                t = pd.to_numeric(sub.loc[sub["group"] == g, "total"], errors="coerce").dropna()
-                row.append(f"{t.median():.1f} [{t.quantile(.25):.1f}–{t.quantile(.75):.1f}] (n={len(t)})"
-                           if len(t) else "–")
+                t = sub[sub["group"] == g]
+                row.append(f"{t['median'].iloc[0]:.1f} [{t['q1'].iloc[0]:.1f}–{t['q3'].iloc[0]:.1f}] "
+                           f"(n={int(t['n'].iloc[0])})" if len(t) and int(t["n"].iloc[0]) else "–")
             rows.append(row)
         sec.tables.append(Table(["instrument"] + [f"{g}: median [IQR]" for g in groups], rows,
                                 "Questionnaire totals by group."))
@@ -170,12 +159,20 @@ def _questionnaires(r: RunResults) -> Section:
 
 def _quality(r: RunResults) -> Section:
     sec = Section("quality", "3 Data quality")
-    miss = r.X.isna().to_numpy()
+    per_analyte, per_sample = r.missing_by_analyte, r.missing_by_sample
+    if per_analyte is None or per_sample is None:
+        sec.ran, sec.note = False, "Missingness was not recorded."
+        return sec
+    overall = float(r.X.isna().to_numpy().mean()) if r.X.size else 0.0
     sec.paragraphs.append(
-        f"{r.X.shape[0]} samples x {r.X.shape[1]} analytes; {100 * miss.mean():.1f}% of values missing; "
-        f"{int((r.X.isna().mean() > 0.2).sum())} analytes with more than 20% missing.")
+        f"{r.X.shape[0]} samples x {r.X.shape[1]} analytes; {100 * overall:.1f}% of values missing; "
+        f"{int((per_analyte > 0.2).sum())} analytes with more than 20% missing.")
+    if r.methods.dropped_analytes:
+        sec.paragraphs.append(
+            f"{len(r.methods.dropped_analytes)} analyte(s) missing in more than "
+            f"{r.methods.max_missing:.0%} of samples were left out before the analyses.")
     sec.figures.append(Figure(
-        "fig-missingness", F.missingness(r.X, r.obs, r.case_label, r.control_label),
+        "fig-missingness", F.missingness(per_analyte, per_sample, r.obs, r.case_label, r.control_label),
         "Bar chart of the fraction of missing values per analyte and box plots of missingness per sample "
         "by group",
         "Missingness. Left: fraction of samples missing per analyte, sorted. Right: fraction of analytes "
@@ -185,11 +182,11 @@ def _quality(r: RunResults) -> Section:
 
 def _pca(r: RunResults) -> Section:
     sec = Section("pca", "4 PCA scores")
-    if r.X.shape[0] < 3 or r.X.shape[1] < 2:
+    if r.pca is None:
         sec.ran, sec.note = False, "PCA was not run (too few samples or analytes)."
         return sec
     sec.figures.append(Figure(
-        "fig-pca", F.pca(r.X, r.obs, r.case_label, r.control_label),
+        "fig-pca", F.pca(r.pca, r.obs, r.case_label, r.control_label),
         "Scatter plot of principal component 1 against component 2, coloured by group, shaped by sex",
         "PCA scores (log2, half-minimum imputed, autoscaled). Colour: group; marker: sex (circles men, "
         "triangles women). Axis labels give the explained variance."))
@@ -280,34 +277,38 @@ def _markers(r: RunResults, names: dict[str, str]) -> Section:
     return sec
 
 
+def _not_run(sec: Section, r: RunResults, stage: str, what: str) -> Section:
+    sec.ran = False
+    reason = r.skipped.get(stage)
+    sec.note = f"{what} was not run" + (f": {reason}." if reason else ".")
+    return sec
+
+
 def _discrimination(r: RunResults, names: dict[str, str]) -> Section:
     sec = Section("discrimination", "8 Discrimination")
-    m = r.models.get("discriminate")
+    m = r.discrimination
     if m is None:
-        sec.ran, sec.note = False, "The discrimination model was not run."
-        return sec
-    mt, tb = m.metrics, m.tables
-    auc_txt = (f"AUC {_num(mt.get('auc'))}, 95% CI {_num(mt.get('auc_ci_low'))}–"
-               f"{_num(mt.get('auc_ci_high'))} (DeLong) and {_num(mt.get('auc_boot_ci_low'))}–"
-               f"{_num(mt.get('auc_boot_ci_high'))} (bootstrap)")
+        return _not_run(sec, r, "discrimination", "The discrimination model")
+    tb = m.tables
+    auc_txt = (f"AUC {_num(m.auc)}, 95% CI {_num(m.auc_ci_low)}–{_num(m.auc_ci_high)} (DeLong) and "
+               f"{_num(m.auc_boot_ci_low)}–{_num(m.auc_boot_ci_high)} (bootstrap)")
     sec.paragraphs.append(
-        f"Model {mt.get('model', '?')}, {mt.get('cv_scheme', 'CV scheme not recorded')}; "
-        f"n = {mt.get('n', '?')} "
-        f"({mt.get('n_case', '?')} cases, {mt.get('n_control', '?')} controls). {auc_txt}; permutation p = "
-        f"{_p(mt.get('permutation_p'))} ({mt.get('permutations', '?')} permutations).")
-    if "roc" in tb and "oof_predictions" in tb:
+        f"Model {m.classifier}, {m.cv_scheme}; n = {m.n} ({m.n_case} cases, {m.n_control} controls). "
+        f"{auc_txt}; permutation p = {_p(m.permutation_p)} ({m.permutations} permutations).")
+    if "roc" in tb:
         sec.figures.append(Figure(
-            "fig-roc", F.roc(tb["roc"], tb["oof_predictions"], float(mt.get("auc", np.nan))),
+            "fig-roc", F.roc(tb["roc"], tb.get("roc_band"), m.auc),
             "ROC curve of the out-of-fold predictions with a shaded bootstrap confidence band",
-            f"ROC curve of the out-of-fold predictions. {auc_txt}. Band: pointwise 95% stratified bootstrap "
-            "(200 resamples, seed 0, vertical averaging)."))
+            f"ROC curve of the out-of-fold predictions. {auc_txt}. Band: pointwise 95% band of the "
+            f"{m.auc_boot_resamples} participant-level bootstrap resamples of the AUC interval "
+            "(vertical averaging)."))
     if "calibration" in tb:
         sec.figures.append(Figure(
-            "fig-calibration", F.calibration(tb["calibration"], mt.get("brier"), mt.get("calibration_slope"),
-                                             mt.get("calibration_intercept")),
+            "fig-calibration", F.calibration(tb["calibration"], m.brier, m.calibration_slope,
+                                             m.calibration_intercept),
             "Calibration plot of observed fraction of cases against mean predicted probability",
-            f"Calibration (reliability) of the out-of-fold probabilities: Brier {_num(mt.get('brier'), 3)}, "
-            f"slope {_num(mt.get('calibration_slope'))}, intercept {_num(mt.get('calibration_intercept'))}."))
+            f"Calibration (reliability) of the out-of-fold probabilities: Brier {_num(m.brier, 3)}, "
+            f"slope {_num(m.calibration_slope)}, intercept {_num(m.calibration_intercept)}."))
     th = tb.get("thresholds")
     if th is not None and len(th):
         rows = [[str(t.rule), _num(t.threshold),
@@ -334,23 +335,21 @@ def _discrimination(r: RunResults, names: dict[str, str]) -> Section:
 
 def _severity(r: RunResults, names: dict[str, str]) -> Section:
     sec = Section("severity", "9 Severity")
-    m = r.models.get("severity")
+    m = r.severity
     if m is None:
-        sec.ran, sec.note = False, "The severity model was not run."
-        return sec
-    mt, tb = m.metrics, m.tables
+        return _not_run(sec, r, "severity", "The severity model")
+    tb = m.tables
     sec.paragraphs.append(
-        f"PLS regression with {mt.get('n_components', '?')} component(s), {mt.get('cv_scheme', '')}; n = "
-        f"{mt.get('n', '?')}. R²Y {_num(mt.get('r2y'))}, Q² {_num(mt.get('q2'))} (permutation p "
-        f"{_p(mt.get('permutation_p_q2'))}), RMSEE {_num(mt.get('rmsee'))}, RMSECV {_num(mt.get('rmsecv'))}, "
-        f"R² = Spearman² {_num(mt.get('r2_spearman'))}.")
+        f"PLS regression of {m.target or 'the severity score'} with {m.n_components} component(s), "
+        f"{m.cv_scheme}; n = {m.n}. R²Y {_num(m.r2y)}, Q² {_num(m.q2)} (permutation p "
+        f"{_p(m.permutation_p_q2)}), RMSEE {_num(m.rmsee)}, RMSECV {_num(m.rmsecv)}, "
+        f"R² = Spearman² {_num(m.r2_spearman)}.")
     if "observed_predicted" in tb:
         sec.figures.append(Figure(
-            "fig-pls", F.pls_observed_predicted(tb["observed_predicted"], mt),
+            "fig-pls", F.pls_observed_predicted(tb["observed_predicted"], m),
             "Scatter plot of observed against cross-validated predicted severity with the identity line",
-            f"Observed vs cross-validated predicted severity (dashed: identity). R²Y {_num(mt.get('r2y'))}, "
-            f"Q² {_num(mt.get('q2'))}, RMSECV {_num(mt.get('rmsecv'))}, R² (Spearman²) "
-            f"{_num(mt.get('r2_spearman'))}."))
+            f"Observed vs cross-validated predicted severity (dashed: identity). R²Y {_num(m.r2y)}, "
+            f"Q² {_num(m.q2)}, RMSECV {_num(m.rmsecv)}, R² (Spearman²) {_num(m.r2_spearman)}."))
     if "vip" in tb:
         sec.figures.append(Figure(
             "fig-vip", F.vip(tb["vip"], names),
@@ -361,28 +360,21 @@ def _severity(r: RunResults, names: dict[str, str]) -> Section:
 
 def _stratification(r: RunResults, names: dict[str, str]) -> Section:
     sec = Section("stratification", "10 Stratification")
-    m = r.models.get("stratify")
+    m = r.stratification
     if m is None:
-        sec.ran, sec.note = False, "The stratification model was not run."
-        return sec
-    mt, tb = m.metrics, m.tables
-    sizes = mt.get("cluster_sizes")
+        return _not_run(sec, r, "stratification", "The stratification")
+    tb = m.tables
     sec.paragraphs.append(
-        f"{mt.get('method', 'clustering')} with k = {mt.get('k', '?')} (cluster sizes "
-        f"{', '.join(str(s) for s in sizes) if isinstance(sizes, list | tuple) else sizes}); bootstrap "
-        f"stability: mean adjusted Rand index {_num(mt.get('stability_ari_mean'))}.")
-    sig = tb.get("signature")
-    asg = tb.get("assignments")
-    if sig is not None and asg is not None and len(sig) and len(asg):
-        top = sig.sort_values("rank", kind="stable")["analyte"].astype(str)
-        top = [a for a in top if a in r.X.columns][:20]
+        f"{m.method} with k = {m.k} (cluster sizes {', '.join(str(s) for s in m.cluster_sizes)}); "
+        f"bootstrap stability: mean adjusted Rand index {_num(m.stability_ari_mean)}.")
+    if r.cluster_values is not None and r.cluster_of is not None and r.cluster_values.shape[1]:
         sec.figures.append(Figure(
-            "fig-clusters", F.cluster_heatmap(r.X, asg, top, names),
+            "fig-clusters", F.cluster_heatmap(r.cluster_values, r.cluster_of, names),
             "Heat map of samples by the top 20 signature analytes ordered by cluster",
             "Samples (columns, ordered by cluster and membership probability) x the top-20 stratification "
             "signature analytes (log2, half-minimum imputed, autoscaled within the clustered samples)."))
         sec.figures.append(Figure(
-            "fig-profiles", F.cluster_profiles(r.X, asg, top, names),
+            "fig-profiles", F.cluster_profiles(r.cluster_values, r.cluster_of, names),
             "Line plot of mean z-scores per cluster for the top analytes",
             "Cluster profiles: mean z-score per cluster for the top-20 signature analytes."))
     ks = tb.get("k_selection")
@@ -405,9 +397,8 @@ def _sig_table(sig: pd.DataFrame, names: dict[str, str], n: int) -> Table:
 def _signatures(r: RunResults, names: dict[str, str]) -> Section:
     sec = Section("signatures", "11 Signatures")
     any_ = False
-    for kind in ["discriminate", "severity", "stratify"]:
-        m = r.models.get(kind)
-        if m is None or _is_empty(m.tables.get("signature")):
+    for kind, m in r.models.items():
+        if _is_empty(m.tables.get("signature")):
             continue
         t = _sig_table(m.tables["signature"], names, 15)
         t.caption = f"{kind}: top 15."
@@ -431,18 +422,31 @@ def _methods(r: RunResults) -> Section:
     return Section("methods", "12 Methods", paragraphs=methods_paragraphs(r))
 
 
+def _notes(r: RunResults) -> Section:
+    sec = Section("notes", "0 Run notes")
+    for stage, reason in r.skipped.items():
+        sec.paragraphs.append(f"{stage.capitalize()} did not run: {reason}.")
+    for w in r.warnings:
+        sec.paragraphs.append(f"Warning: {w}")
+    if not sec.paragraphs:
+        sec.paragraphs.append("Every enabled stage ran; no warnings were raised.")
+    return sec
+
+
 def _provenance(r: RunResults) -> Section:
     sec = Section("provenance", "13 Provenance")
-    prov = dict(r.provenance or {})
+    if r.provenance is None:
+        sec.ran, sec.note = False, "No provenance was recorded."
+        return sec
+    prov = r.provenance.to_dict()
     versions = prov.pop("versions", None) or {}
+    prov.pop("tables", None)
+    prov.pop("models", None)
     order = ["config_sha256", "data_sha256", "seed", "engine", "start_time", "end_time"]
     keys = [k for k in order if k in prov] + sorted(k for k in prov if k not in order)
     rows = [[k.replace("_", " "), _as_text(prov[k])] for k in keys]
     rows += [[f"version: {k}", str(v)] for k, v in versions.items()]
-    if not rows:
-        sec.ran, sec.note = False, "No provenance was recorded."
-    else:
-        sec.tables.append(Table(["item", "value"], rows))
+    sec.tables.append(Table(["item", "value"], rows))
     return sec
 
 
@@ -463,13 +467,14 @@ def render_report(results: RunResults) -> str:
     """
     r = results
     names = _names(r)
-    sections = [_cohort(r), _questionnaires(r), _quality(r), _pca(r), _volcano(r, names), _boxplots(r, names),
+    sections = [_notes(r), _cohort(r), _questionnaires(r), _quality(r), _pca(r), _volcano(r, names),
+                _boxplots(r, names),
                 _markers(r, names), _discrimination(r, names), _severity(r, names), _stratification(r, names),
                 _signatures(r, names), _methods(r), _provenance(r)]
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
                       keep_trailing_newline=True)
     css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
-    end = (r.provenance or {}).get("end_time")
+    end = r.provenance.end_time if r.provenance is not None else None
     return env.get_template("report.html.j2").render(
         study=r.study, synthetic=bool(r.synthetic),
         date=_as_text(end) if end is not None else "date not recorded", sections=sections, css=css)

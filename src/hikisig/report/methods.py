@@ -1,51 +1,18 @@
-"""The Methods section of the report, written from the facts recorded by the run.
+"""The Methods section of the report, written from the facts a run records.
 
-``results.methods`` is read leniently; recognised keys are
-
-``preprocessing``
-    list of step names (str) or of dicts with ``name``/``step`` and optional
-    ``description``/``params``; or a dict step name -> description/params.
-``tests``
-    list of test names or a dict role -> test name.
-``correction`` (or ``multiple_testing``)
-    multiple-testing correction (default: Benjamini-Hochberg FDR).
-``cv`` (or ``cv_schemes``)
-    dict model -> CV scheme, or a string; CV schemes recorded in the model metrics are added.
-``ci`` (or ``ci_methods``)
-    dict quantity -> method.
-``permutations``
-    int or dict model -> count; model metrics ``permutations`` are added.
-``seed``, ``engine``, ``versions``
-    also taken from ``results.provenance`` / ``results.config`` when absent.
-
-Other keys are listed as further settings so that nothing recorded is lost.
+Every sentence reads attributes that exist (:class:`hikisig.results.RunMethods`, the typed
+model results and the provenance); a stage that did not run says why.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from hikisig.models.result import DiscriminationResult, SeverityResult, StratificationResult
+from hikisig.results import RunResults
 
-if TYPE_CHECKING:
-    from hikisig.pipeline.results import RunResults
+__all__ = ["methods_paragraphs"]
 
-__all__ = ["methods_paragraphs", "preprocessing_steps"]
-
-_KNOWN = {"preprocessing", "tests", "correction", "multiple_testing", "cv", "cv_schemes", "ci", "ci_methods",
-          "permutations", "seed", "engine", "versions"}
-
-_TEST_NAMES = {"welch": "Welch's t test", "student": "Student's t test", "mwu": "the Mann-Whitney U test",
-               "lm": "linear models with covariates (group x sex interaction)",
-               "pearson": "Pearson correlation", "spearman": "Spearman correlation"}
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, dict):
-        return ", ".join(f"{k} = {_fmt(x)}" for k, x in v.items())
-    if isinstance(v, list | tuple):
-        return ", ".join(_fmt(x) for x in v)
-    if isinstance(v, float):
-        return f"{v:g}"
-    return str(v)
+_TEST_NAMES = {"welch": "Welch's t test", "student": "Student's t test",
+               "mwu": "the Mann-Whitney U test"}
 
 
 def _join(items: list[str]) -> str:
@@ -55,121 +22,87 @@ def _join(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def preprocessing_steps(methods: dict[str, Any]) -> list[tuple[str, str]]:
-    """The preprocessing steps as (name, details) pairs, in order."""
-    pre = methods.get("preprocessing")
-    out: list[tuple[str, str]] = []
-    if isinstance(pre, str):
-        out.append((pre, ""))
-    elif isinstance(pre, dict):
-        out += [(str(k), _fmt(v) if v not in (None, True, "") else "") for k, v in pre.items()]
-    elif isinstance(pre, list | tuple):
-        for step in pre:
-            if isinstance(step, dict):
-                name = str(step.get("name") or step.get("step") or step.get("id") or "step")
-                rest = {k: v for k, v in step.items() if k not in ("name", "step", "id")}
-                detail = rest.pop("description", None)
-                params = rest.pop("params", None) or rest
-                out.append((name, _fmt(detail) if detail else (_fmt(params) if params else "")))
-            else:
-                out.append((str(step), ""))
-    return out
+def _statistics(r: RunResults) -> str:
+    m = r.methods
+    if r.stats is None or not len(r.stats):
+        reason = r.skipped.get("statistics")
+        return f"Univariate statistics were not run{f' ({reason})' if reason else ''}."
+    tests = _join([_TEST_NAMES.get(t, t) for t in m.tests])
+    mwu = (f" (Mann-Whitney p values {m.mwu_method})" if "mwu" in m.tests else "")
+    parts = [f"Cases ({r.case_label}) and controls ({r.control_label}) were compared with {tests}"
+             f"{mwu} in all participants" + (f" and within each level of {m.by!r}" if m.by else "")
+             + "; fold changes are ratios of geometric means."]
+    if m.by:
+        cov = f" + {' + '.join(m.covariates)}" if m.covariates else ""
+        parts.append(f"The linear model log2(value) ~ group * {m.by}{cov} gave the group effect "
+                     f"within each level of {m.by!r} and the group x {m.by} interaction "
+                     "(stratum 'interaction').")
+    if m.severity:
+        parts.append(f"Within cases, each analyte was correlated with {m.severity!r} (Pearson and "
+                     "Spearman; stratum 'cases').")
+    parts.append(f"Multiple testing: {m.correction}.")
+    if r.cohort is not None and (r.cohort.sex_p is not None or r.cohort.age_p is not None):
+        which = [w for w, p in (("the chi-square test (sex)", r.cohort.sex_p),
+                                ("Welch's t test (age)", r.cohort.age_p)) if p is not None]
+        parts.append(f"Cohort characteristics were compared with {_join(which)}.")
+    parts.append("Volcano plots show the Welch test." if "welch" in m.tests else "")
+    return "Univariate statistics. " + " ".join(p for p in parts if p)
 
 
-def _model_facts(results: RunResults, key: str) -> dict[str, Any]:
-    return {k: m.metrics[key] for k, m in results.models.items() if m.metrics.get(key) not in (None, "")}
+def _model_sentence(kind: str, r: RunResults) -> str:
+    res = r.models.get(kind)
+    label = {"discriminate": "Discrimination", "severity": "Severity", "stratify": "Stratification"}[kind]
+    stage = {"discriminate": "discrimination", "severity": "severity",
+             "stratify": "stratification"}[kind]
+    if res is None:
+        reason = r.skipped.get(stage)
+        return f"{label}: not run{f' ({reason})' if reason else ''}."
+    if isinstance(res, DiscriminationResult):
+        return (f"{label}: {res.classifier} classifier, {res.cv_scheme}; {res.permutations} label "
+                f"permutations ({res.permutation_scheme}) for the permutation p value.")
+    if isinstance(res, SeverityResult):
+        return (f"{label}: PLS regression of {res.target or 'the severity score'} "
+                f"({res.scaling} scaling), {res.cv_scheme}; {res.permutations} permutations "
+                "of the score for the Q2 permutation p value.")
+    if isinstance(res, StratificationResult):
+        boot = res.params.get("bootstraps")
+        return (f"{label}: {res.method} clustering of cases, k chosen by {res.criterion}"
+                f"{'' if res.params.get('k') is None else ' (fixed)'}; stability as the mean "
+                f"adjusted Rand index over {boot} bootstrap resamples.")
+    return f"{label}: {res.cv_scheme or ''}."  # pragma: no cover - every kind is handled
 
 
-def methods_paragraphs(results: RunResults) -> list[str]:
+def methods_paragraphs(r: RunResults) -> list[str]:
     """Paragraphs of the Methods section."""
-    m = dict(results.methods or {})
-    prov = results.provenance or {}
+    m = r.methods
     paras: list[str] = []
-
-    steps = preprocessing_steps(m)
-    if steps:
-        txt = _join([f"{name} ({detail})" if detail else name for name, detail in steps])
-        paras.append(f"Preprocessing. The analyte matrix was prepared in this order: {txt}.")
+    if m.preprocessing:
+        steps = _join([f"{s.name} ({s.description})" if s.description else s.name
+                       for s in m.preprocessing])
+        paras.append(f"Preprocessing. The analyte matrix was prepared in this order: {steps}.")
     else:
         paras.append("Preprocessing. No preprocessing steps were recorded for this run.")
-
-    if results.stats is not None and len(results.stats):
-        tests = m.get("tests")
-        if isinstance(tests, dict):
-            names = [f"{_fmt(v)} ({k})" for k, v in tests.items()]
-        elif isinstance(tests, list | tuple):
-            names = [_TEST_NAMES.get(str(t), str(t)) for t in tests]
-        elif tests:
-            names = [str(tests)]
-        else:
-            names = [_TEST_NAMES.get(str(t), str(t)) for t in results.stats["test"].dropna().unique()]
-        strata = [str(s) for s in results.stats["stratum"].dropna().unique()]
-        corr = m.get("correction") or m.get("multiple_testing") or "Benjamini-Hochberg false discovery rate"
-        if "benjamini" not in str(corr).lower():
-            corr = f"{corr}; q values are Benjamini-Hochberg adjusted"
-        paras.append(
-            f"Univariate statistics. Cases ({results.case_label}) and controls ({results.control_label}) "
-            f"were compared with {_join(names)}, overall and within strata ({', '.join(strata)}); fold "
-            f"changes are ratios of geometric means. Multiple testing was corrected with {corr} (q values, "
-            f"per stratum and test). Cohort characteristics were compared with the chi-square test (sex) "
-            f"and Welch's t test (age). Volcano plots use the Welch test.")
-    else:
-        paras.append("Univariate statistics were not run.")
-
-    cv = m.get("cv") or m.get("cv_schemes") or {}
-    cv_all = dict(cv) if isinstance(cv, dict) else ({"all models": cv} if cv else {})
-    for k, v in _model_facts(results, "cv_scheme").items():
-        cv_all.setdefault(k, v)
-    perms = m.get("permutations")
-    perm_all = dict(perms) if isinstance(perms, dict) else ({"all models": perms} if perms else {})
-    for k, v in _model_facts(results, "permutations").items():
-        perm_all.setdefault(k, v)
-    if results.models:
-        parts = [f"Models were fitted for {_join(sorted(results.models))}."]
-        if cv_all:
-            parts.append("Validation: " + "; ".join(f"{k}: {_fmt(v)}" for k, v in cv_all.items()) + ".")
-        if perm_all:
-            parts.append("Label permutations for permutation p values: "
-                         + "; ".join(f"{k}: {_fmt(v)}" for k, v in perm_all.items()) + ".")
-        paras.append("Models. " + " ".join(parts))
-    else:
-        paras.append("Models were not run.")
-
-    ci = m.get("ci") or m.get("ci_methods") or {}
-    ci_txt = [f"{k}: {_fmt(v)}" for k, v in ci.items()] if isinstance(ci, dict) else ([str(ci)] if ci else [])
-    std = []
-    if "discriminate" in results.models:
-        d = results.models["discriminate"].metrics
-        nb = d.get("auc_boot_resamples")
-        std.append("The AUC has two 95% confidence intervals, by the DeLong method and by the percentile "
-                   f"bootstrap{f' ({nb} resamples)' if nb else ''} of the out-of-fold predictions")
-        std.append("sensitivity and specificity use Wilson score intervals for proportions")
-        std.append("the ROC band in the figure is a pointwise 95% stratified bootstrap band (200 resamples, "
-                   "seed 0, vertical averaging on a grid of 101 false positive rates)")
-    if results.stats is not None and len(results.stats):
-        std.append("effect sizes carry 95% confidence intervals as reported in the tables")
-    alpha = any("alpha" in str(k).lower() or "feldt" in str(v).lower() for k, v in
-                (ci.items() if isinstance(ci, dict) else []))
-    if alpha:
-        std.append("Cronbach's alpha uses the Feldt interval")
-    paras.append("Confidence intervals. " + ("; ".join(std) + ". " if std else "")
-                 + (("Recorded CI methods: " + "; ".join(ci_txt) + ".") if ci_txt else "")
-                 + (" Proportions use Wilson intervals." if not std else ""))
-
-    seed = m.get("seed", prov.get("seed", (results.config or {}).get("seed")))
-    engine = m.get("engine", prov.get("engine", (results.config or {}).get("engine")))
-    versions = m.get("versions") or prov.get("versions") or {}
-    comp = []
-    if seed is not None:
-        comp.append(f"random seed {seed}")
-    if engine is not None:
-        comp.append(f"compute engine {_fmt(engine)}")
-    if versions:
-        comp.append("software versions " + ", ".join(f"{k} {v}" for k, v in versions.items()))
-    if comp:
-        paras.append("Computation. Analyses used " + "; ".join(comp) + ".")
-
-    other = {k: v for k, v in m.items() if k not in _KNOWN}
-    if other:
-        paras.append("Further settings. " + "; ".join(f"{k}: {_fmt(v)}" for k, v in other.items()) + ".")
+    paras.append(_statistics(r))
+    paras.append("Models. " + " ".join(_model_sentence(k, r)
+                                       for k in ("discriminate", "severity", "stratify")))
+    ci = []
+    d = r.discrimination
+    if d is not None:
+        ci.append(f"the AUC has two 95% confidence intervals, by the DeLong method and by the "
+                  f"percentile bootstrap ({d.auc_boot_resamples} resamples of participants, "
+                  "stratified by group) of the out-of-fold predictions")
+        ci.append("the ROC band in the figure is the pointwise 95% band of the same bootstrap "
+                  "resamples (vertical averaging on a grid of 101 false positive rates)")
+        ci.append("sensitivity and specificity use Wilson score intervals; PPV and NPV are also "
+                  f"given at a population prevalence of {100 * m.prevalence:.2f}%")
+    if r.stats is not None and len(r.stats):
+        ci.append("effect sizes (Hedges' g, Cliff's delta, adjusted log2 fold change, r) and fold "
+                  "changes carry 95% confidence intervals")
+    paras.append("Confidence intervals. " + (_join(ci)[:1].upper() + _join(ci)[1:] + "."
+                                             if ci else "No interval estimates were reported."))
+    prov = r.provenance
+    comp = [f"random seed {m.seed}", f"compute engine {m.engine}"]
+    if prov is not None and prov.versions:
+        comp.append("software versions " + ", ".join(f"{k} {v}" for k, v in prov.versions.items()))
+    paras.append("Computation. Analyses used " + "; ".join(comp) + ".")
     return paras

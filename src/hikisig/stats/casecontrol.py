@@ -20,14 +20,14 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from hikisig.config import MWU_METHODS, TESTS
 from hikisig.engine import Engine
+from hikisig.errors import AlignmentError
 from hikisig.stats import univariate as uv
 from hikisig.stats.ranked import SortedBlock
 
-__all__ = ["TESTS", "TIDY_COLUMNS", "case_control"]
+__all__ = ["TESTS", "TIDY_COLUMNS", "aligned", "case_control"]
 
-#: Tests ``case_control`` can run.
-TESTS = ("welch", "student", "mwu")
 #: Leading columns of the result (more follow).
 TIDY_COLUMNS = ["analyte", "stratum", "test", "statistic", "p", "q", "effect", "effect_ci_low",
                 "effect_ci_high", "fold_change", "n_case", "n_control"]
@@ -108,16 +108,16 @@ def _design(index: pd.Index, case: pd.Series | np.ndarray, by: pd.Series | np.nd
     bad = [t for t in tests if t not in TESTS]
     if bad:
         raise ValueError(f"unknown test(s) {bad}; expected {', '.join(TESTS)}")
-    if mwu_method not in ("asymptotic", "exact"):
+    if mwu_method not in MWU_METHODS:
         raise ValueError("mwu_method must be 'asymptotic' or 'exact'")
-    case_s = pd.Series(np.asarray(case, dtype=object), index=index)
+    case_s = pd.Series(aligned(case, index, "case"), index=index)
     keep = case_s.notna().to_numpy()
     cs = case_s.to_numpy()[keep].astype(bool)
     n_rows = int(keep.sum())
     strata: list[tuple[str, np.ndarray]] = [("all", np.ones(n_rows, dtype=bool))]
     lm_setup = None
     if by is not None:
-        by_s = pd.Series(np.asarray(by, dtype=object)[keep])
+        by_s = pd.Series(aligned(by, index, "by")[keep])
         known = by_s.notna().to_numpy()
         labels = np.asarray(by_s.astype(str).where(known, ""), dtype=str)
         levels = sorted(set(labels[known]))
@@ -126,16 +126,43 @@ def _design(index: pd.Index, case: pd.Series | np.ndarray, by: pd.Series | np.nd
             ref, other = _sex_levels([str(v) for v in levels])
             cov = None
             if covariates is not None and covariates.shape[1]:
-                cov = covariates.to_numpy(dtype=np.float64)[keep]
+                cov = np.asarray(aligned(covariates, index, "covariates"), dtype=np.float64)[keep]
             design = uv.interaction_design(cs, labels == other, cov)
             design[~known] = np.nan
             lm_setup = _LmSetup(ref, other, design, cov is not None)
     sev = None
     if severity is not None:
-        sev = pd.to_numeric(pd.Series(np.asarray(severity, dtype=object), index=index),
+        sev = pd.to_numeric(pd.Series(aligned(severity, index, "severity"), index=index),
                             errors="coerce").to_numpy()[keep]
     masks = np.column_stack([m for _, rows in strata for m in (rows & cs, rows & ~cs)])
     return _Design(keep, cs, strata, masks, lm_setup, sev, tuple(tests), mwu_method, ci, quantiles)
+
+
+def aligned(values: Any, index: pd.Index, what: str) -> np.ndarray:
+    """Per-sample values in the order of ``index``: a Series or DataFrame is aligned by its
+    index (every sample id must be in it), anything else must have one entry per sample.
+
+    Examples
+    --------
+    >>> aligned(pd.Series([1, 2], index=["b", "a"]), pd.Index(["a", "b"]), "by").tolist()
+    [2, 1]
+    """
+    if isinstance(values, pd.Series | pd.DataFrame):
+        if values.index.equals(index):
+            return values.to_numpy(dtype=object)
+        if values.index.has_duplicates:
+            dup = values.index[values.index.duplicated()].unique()[:5]
+            raise AlignmentError(f"{what} has duplicate sample ids: {', '.join(map(str, dup))}")
+        missing = index[~index.isin(values.index)]
+        if len(missing):
+            shown = ", ".join(map(str, missing[:8])) + (", ..." if len(missing) > 8 else "")
+            raise AlignmentError(f"{what} lacks {len(missing)} sample id(s) of the data: {shown}")
+        return values.reindex(index).to_numpy(dtype=object)
+    arr = np.asarray(values, dtype=object)
+    if arr.ndim == 0 or len(arr) != len(index):
+        n = 0 if arr.ndim == 0 else len(arr)
+        raise AlignmentError(f"{what} has {n} values for {len(index)} samples")
+    return arr
 
 
 def _two_group(x: np.ndarray | None, block: SortedBlock | None, mom: _BlockMoments, k: int,

@@ -13,12 +13,10 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
+from hikisig.config import DEFAULT_PREVALENCE
 from hikisig.stats.roc import auc_delong
 
 __all__ = ["DEFAULT_PREVALENCE", "predictive_values", "screening_accuracy"]
-
-#: Hikikomori prevalence, Japan, ages 15-39 (Cabinet Office 2015).
-DEFAULT_PREVALENCE = 0.0157
 
 
 def predictive_values(sensitivity: float, specificity: float, prevalence: float

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hikisig.cohort.readers import SYNTHETIC_NOTICE
 from hikisig.synth.generate import Chunk, SyntheticStudy
 
 __all__ = ["NOTICE", "write_files", "write_store"]
@@ -87,7 +88,7 @@ def write_files(study: SyntheticStudy, out: str | Path, fmt: str = "csv",
                 w.close()
         writers.clear()
         (tmp / "truth.json").write_text(json.dumps(study.truth(), indent=1, default=_json) + "\n")
-        (tmp / "SYNTHETIC.txt").write_text(NOTICE.format(study=c.study))
+        (tmp / SYNTHETIC_NOTICE).write_text(NOTICE.format(study=c.study))
         out.mkdir(parents=True, exist_ok=True)
         written = []
         for f in sorted(tmp.iterdir()):
@@ -160,7 +161,7 @@ def write_store(study: SyntheticStudy, db: str, progress: Progress | None = None
         if samples is not None:
             meas.insert(4, "batch", samples["batch"].to_numpy())
         meas.loc[is_qc, ["participant", "visit"]] = ""
-        path = tmp / "measurements_for_store.csv"
+        path = folder / "measurements_for_store.csv"
         meas.to_csv(path, index=False)
         units = {r.id: r.unit for r in study.panel.itertuples() if isinstance(r.unit, str)}
         with warnings.catch_warnings():

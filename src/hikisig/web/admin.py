@@ -44,8 +44,10 @@ def create_user(request: Request, ctx: Ctx, name: str, role: str, site: str | No
         raise HTTPException(409 if "exists" in str(exc) else 422, str(exc)) from exc
 
 
-def create_study(request: Request, ctx: Ctx, name: str, description: str | None) -> int:
-    """Create a study (audited)."""
+def create_study(request: Request, ctx: Ctx, name: str, description: str | None,
+                 synthetic: bool = False) -> int:
+    """Create a study (audited); ``synthetic`` marks a study of synthetic data (reports and
+    model cards then say so)."""
     name = name.strip()
     if not name or len(name) > 200:
         raise HTTPException(422, "a study name needs 1-200 characters")
@@ -53,10 +55,11 @@ def create_study(request: Request, ctx: Ctx, name: str, description: str | None)
     with writing(request) as s:
         if s.scalar(select(func.count()).select_from(schema.Study).where(schema.Study.name == name)):
             raise HTTPException(409, f"study {name!r} exists already")
-        st = schema.Study(name=name, description=description or None, synthetic="synthetic" in name.lower())
+        st = schema.Study(name=name, description=description or None, synthetic=synthetic)
         s.add(st)
         s.flush()
-        audit(s, ctx, "create", "study", st.id, study=name, after={"name": name, "description": description})
+        audit(s, ctx, "create", "study", st.id, study=name, after={"name": name, "description": description,
+                                                                   "synthetic": synthetic})
         return st.id
 
 
@@ -136,7 +139,8 @@ def studies_page(request: Request, ctx: Admin) -> Response:
 async def studies_create(request: Request, ctx: AdminWrite) -> Response:
     form = await request.form()
     await run_in_threadpool(create_study, request, ctx, str(form.get("name", ""))[:300],
-                            str(form.get("description", ""))[:2000] or None)
+                            str(form.get("description", ""))[:2000] or None,
+                            str(form.get("synthetic", "")).lower() in ("1", "on", "true", "yes"))
     return see_other("/admin/studies")
 
 

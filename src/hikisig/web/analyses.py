@@ -29,14 +29,47 @@ CardViewer = Annotated[Ctx, Depends(require("analyst", "auditor", "clinician"))]
 
 #: The report is one self-contained file: inline styles and data-URI images, no script at all.
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
+#: Settings of the study config an analyst may set for a job.
+JOB_SETTINGS = ("discriminate.permutations", "discriminate.cv_repeats", "discriminate.n_estimators",
+                "severity.permutations", "severity.cv_repeats", "stratify.bootstraps", "run.seed",
+                "discriminate.enabled", "severity.enabled", "stratify.enabled")
+
+
+def _job_options() -> dict[str, tuple[type, float, float]]:
+    """Each job setting's type and bounds, from the study config's fields."""
+    from hikisig.config import StudyConfig, field_bounds
+
+    out: dict[str, tuple[type, float, float]] = {}
+    for key in JOB_SETTINGS:
+        section, name = key.split(".")
+        cls = StudyConfig.model_fields[section].annotation
+        kind = cls.model_fields[name].annotation  # type: ignore[union-attr]
+        if kind is bool:
+            out[key] = (bool, 0, 1)
+            continue
+        lo, hi = field_bounds(cls, name)  # type: ignore[arg-type]
+        out[key] = (int, 0 if lo is None else lo, 2**31 - 1 if hi is None else hi)
+    return out
+
+
 #: Options an analyst may set for a job: config key -> (type, min, max).
-JOB_OPTIONS: dict[str, tuple[type, float, float]] = {
-    "discriminate.permutations": (int, 0, 10000), "discriminate.cv_repeats": (int, 1, 50),
-    "discriminate.n_estimators": (int, 10, 2000), "severity.permutations": (int, 0, 10000),
-    "severity.cv_repeats": (int, 1, 50), "stratify.bootstraps": (int, 0, 1000),
-    "run.seed": (int, 0, 2**31 - 1), "discriminate.enabled": (bool, 0, 1),
-    "severity.enabled": (bool, 0, 1), "stratify.enabled": (bool, 0, 1),
-}
+JOB_OPTIONS: dict[str, tuple[type, float, float]] = _job_options()
+#: Labels of the settings on the analysis form.
+_FORM_LABELS = {"discriminate.permutations": "Permutations (discrimination)",
+                "discriminate.cv_repeats": "CV repeats", "discriminate.n_estimators": "Trees",
+                "severity.permutations": "Permutations (severity)",
+                "stratify.bootstraps": "Bootstraps (strata)", "run.seed": "Seed"}
+
+
+def form_fields() -> list[dict[str, Any]]:
+    """The analysis form's numeric settings with their defaults and bounds (from the config)."""
+    from hikisig.config import StudyConfig
+
+    defaults = StudyConfig()
+    return [{"key": key, "label": label,
+             "default": getattr(getattr(defaults, key.split(".")[0]), key.split(".")[1]),
+             "min": int(JOB_OPTIONS[key][1]), "max": int(JOB_OPTIONS[key][2])}
+            for key, label in _FORM_LABELS.items()]
 
 
 def parse_job_options(given: dict[str, Any]) -> dict[str, Any]:
@@ -179,7 +212,8 @@ def analyses_page(request: Request, ctx: Viewer) -> Response:
         jobs = [job_dict(j) for j in s.scalars(select(schema.AnalysisJob)
                                                 .order_by(schema.AnalysisJob.id.desc())
                                                 .limit(100))]
-    return page(request, "analyses.html", ctx, jobs=jobs, studies=request.app.state.store.study_names())
+    return page(request, "analyses.html", ctx, jobs=jobs, studies=request.app.state.store.study_names(),
+                fields=form_fields())
 
 
 @router.post("/analyses")

@@ -189,6 +189,7 @@ class StudyIn(BaseModel):
 
     name: LongName
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    synthetic: bool = False
 
 
 class SiteIn(BaseModel):
@@ -475,7 +476,8 @@ def api_add_user(request: Request, body: UserIn, ctx: Annotated[Ctx, _writer("ad
 @router.post("/studies", status_code=201)
 def api_add_study(request: Request, body: StudyIn, ctx: Annotated[Ctx, _writer("admin")]) -> dict[str, Any]:
     """Create a study."""
-    return {"id": admin_ops.create_study(request, ctx, body.name, body.description), "name": body.name}
+    return {"id": admin_ops.create_study(request, ctx, body.name, body.description,
+                                                 body.synthetic), "name": body.name}
 
 
 @router.post("/sites", status_code=201)

@@ -24,8 +24,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hikisig import __version__
 from hikisig.cohort.store import Store
+from hikisig.versions import __version__
 from hikisig.web.context import Ctx, LoginThrottle, NotSignedInError, current
 from hikisig.web.render import page
 

@@ -13,13 +13,16 @@ import multiprocessing
 import traceback
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hikisig.cohort import schema
 from hikisig.cohort.store import Store
+
+if TYPE_CHECKING:
+    from hikisig.config import StudyConfig
 
 __all__ = ["JobRunner", "job_config", "run_job"]
 
@@ -28,18 +31,12 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def job_config(db_url: str, study: str, options: dict[str, Any]) -> tuple[str, list[str]]:
-    """The study config text and ``--set`` overrides of a job."""
-    from hikisig.pipeline.config import DEFAULT_CONFIG
+def job_config(db_url: str, study: str, options: dict[str, Any]) -> StudyConfig:
+    """The study config of a job: the store and study, the default settings, and the
+    analyst's options (``section.key`` -> value, see :data:`hikisig.web.analyses.JOB_OPTIONS`)."""
+    from hikisig.config import validate_config
 
-    text = DEFAULT_CONFIG.replace('db = "hikisig.db"', f"db = {_toml_str(db_url)}").replace(
-        '# study = "my-study"', f"study = {_toml_str(study)}")
-    sets = [f"{k}={v}" for k, v in sorted(options.items())]
-    return text, sets
-
-
-def _toml_str(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return validate_config({"source": {"db": db_url, "study": study}}, "analysis options", options)
 
 
 def _set(store: Store, job_id: int, **values: Any) -> None:
@@ -49,8 +46,8 @@ def _set(store: Store, job_id: int, **values: Any) -> None:
 
 def run_job(db_url: str, job_id: int, work_dir: str) -> None:
     """Run one job (in a worker process): config, pipeline, outputs, status."""
-    from hikisig.pipeline.config import load_config, parse_overrides
-    from hikisig.pipeline.run import STAGES, execute
+    from hikisig.pipeline.run import execute
+    from hikisig.results import STAGES
 
     store = Store(db_url)
     with Session(store.engine) as s:
@@ -62,15 +59,16 @@ def run_job(db_url: str, job_id: int, work_dir: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     _set(store, job_id, status="running", stage="data", progress=0.0)
     try:
-        text, sets = job_config(db_url, study, options)
-        cfg_path = folder / "study.toml"
-        cfg_path.write_text(text)
-        config, sha = load_config(cfg_path, parse_overrides(sets))
+        from hikisig.config import config_sha256, render_config
+
+        config = job_config(db_url, study, options)
+        (folder / "study.toml").write_text(render_config(config))
 
         def progress(stage: str) -> None:
             _set(store, job_id, stage=stage, progress=STAGES.index(stage) / len(STAGES))
 
-        _, out = execute(config, folder / "results", config_sha256=sha, base=folder, progress=progress)
+        _, out = execute(config, folder / "results", config_sha256=config_sha256(config),
+                         base=folder, progress=progress)
         _set(store, job_id, status="done", stage="done", progress=1.0, out_dir=str(out),
              finished_at=_now(), message=None)
     except Exception as exc:  # the job fails, the server does not: keep the reason for the page

@@ -54,8 +54,7 @@ def participant_values(s: Session, participant_id: int) -> tuple[pd.DataFrame, i
 def latest_predictions(request: Request, f: Found) -> list[dict[str, Any]]:
     """For each model kind registered for the participant's study (newest registration),
     its prediction from the latest blood sample, or why there is none."""
-    from hikisig.models.predict import predict
-    from hikisig.prep.markers import derived_markers
+    from hikisig.analysis.modelling import predict
 
     store = request.app.state.store
     with Session(store.engine) as s:
@@ -74,10 +73,7 @@ def latest_predictions(request: Request, f: Found) -> list[dict[str, Any]]:
             item["error"] = "no blood sample of this participant in the store"
         else:
             try:
-                model = load_registered(m.path)
-                vals, _ = derived_markers(X)
-                Xm = X.join(vals.drop(columns=[c for c in vals.columns if c in X.columns]))
-                pred = predict(model, Xm).iloc[0].to_dict()
+                pred = predict(load_registered(m.path), X).iloc[0].to_dict()
                 item["prediction"] = {k: v for k, v in pred.items() if k != "id"}
             except Exception as exc:  # a model that cannot score this sample: say why on the page
                 item["error"] = str(exc)

@@ -1,0 +1,270 @@
+"""The study's models on a Dataset (column names) or on arrays: discrimination, severity,
+stratification, and prediction for new samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hikisig.analysis.design import (
+    MIN_PER_GROUP_MODEL,
+    MIN_SEVERITY,
+    MIN_STRATIFY,
+    numeric_column,
+    participant_groups,
+)
+from hikisig.analysis.statistics import group_mask
+from hikisig.cohort.dataset import Dataset
+from hikisig.config import (
+    DiscriminateSection,
+    RunSection,
+    Screening,
+    SeveritySection,
+    StratifySection,
+)
+from hikisig.engine import Engine
+from hikisig.errors import HikisigError, TooFewSamplesError
+from hikisig.models import discriminate as _discriminate
+from hikisig.models import persist
+from hikisig.models import predict as _predict
+from hikisig.models import severity as _severity
+from hikisig.models import stratify as _stratify
+from hikisig.models.result import (
+    DiscriminationResult,
+    ModelResult,
+    SeverityResult,
+    StratificationResult,
+)
+from hikisig.stats.casecontrol import aligned
+
+__all__ = ["discriminate", "load_model", "predict", "severity", "stratify"]
+
+_D, _SV, _ST = DiscriminateSection(), SeveritySection(), StratifySection()
+_SEED = RunSection().seed
+_PREVALENCE = Screening().prevalence
+
+
+def _matrix(data: Dataset | pd.DataFrame) -> pd.DataFrame:
+    return data.X if isinstance(data, Dataset) else data
+
+
+def _describe(result: ModelResult, data: Dataset | pd.DataFrame) -> None:
+    """Record where the model comes from: units of its features, study, synthetic."""
+    if not isinstance(data, Dataset):
+        return
+    if result.training is not None and "unit" in data.var:
+        units = data.var["unit"]
+        for f in result.training.features:
+            u = units.get(f.name)
+            f.unit = None if u is None or pd.isna(u) else str(u)
+    result.study, result.synthetic = data.study, bool(data.synthetic)
+
+
+def _groups(data: Dataset | pd.DataFrame, keep: np.ndarray, participant: Any) -> Any:
+    if participant is None:
+        return None
+    if isinstance(participant, str):
+        if not isinstance(data, Dataset):
+            raise HikisigError(f"participant={participant!r} names a column: pass a Dataset")
+        return participant_groups(data.subset(keep), participant)
+    g = pd.Series(aligned(participant, _matrix(data).index, "participant")[keep]).astype(str)
+    return g.to_numpy() if g.duplicated().any() else None
+
+
+def discriminate(
+    data: Dataset | pd.DataFrame, case: Any = None, *, group: Any = None, control: Any = None,
+    participant: Any = None, model: str = _D.model, cv_folds: int = _D.cv_folds,
+    cv_repeats: int = _D.cv_repeats, permutations: int = _D.permutations,
+    permutation_scheme: str = _D.permutation_scheme, n_estimators: int = _D.n_estimators,
+    test_size: float | None = _D.test_size, inner_cv: bool = _D.inner_cv,
+    recalibrate: bool = _D.recalibrate, sensitivity_target: float = _D.sensitivity_target,
+    prevalence: float = _PREVALENCE, seed: int = _SEED, engine: Engine | str | None = None,
+) -> DiscriminationResult:
+    """Case vs control classifier validated by repeated (participant-aware) cross-validation.
+
+    Parameters
+    ----------
+    data : Dataset or DataFrame
+        A Dataset (``group`` and ``participant`` are column names) or samples x analytes
+        (they are values, aligned by index).
+    case : label, or boolean array
+        The label of cases (the positive class) in ``group``; without ``group``, a boolean
+        array (True = case).
+    group : str or array
+        The group column (or labels). Samples with other labels are left out.
+    control : label, optional
+        The label of controls (default: the other label when there are two).
+    participant : str or array, optional
+        Participant of each sample: a participant's samples stay in one fold.
+    model, cv_folds, cv_repeats, permutations, permutation_scheme, n_estimators, test_size,
+    inner_cv, recalibrate, sensitivity_target, prevalence, seed, engine
+        As :func:`hikisig.models.discriminate.discriminate`; defaults from
+        :class:`hikisig.config.DiscriminateSection`.
+
+    Returns
+    -------
+    DiscriminationResult
+        ``.auc``, ``.auc_ci``, ``.cv_scheme``, ``.tables``, ``.save(path)``; its ``model``
+        predicts the user's labels.
+
+    Raises
+    ------
+    TooFewSamplesError
+        Fewer than 3 cases or controls.
+
+    Examples
+    --------
+    >>> res = discriminate(ds, group="group", case="case", control="control")  # doctest: +SKIP
+    >>> res.auc, res.auc_ci                                                     # doctest: +SKIP
+    """
+    is_case, case_label, control_label = group_mask(data, case, group, control,
+                                                    minimum=MIN_PER_GROUP_MODEL,
+                                                    stage="discrimination")
+    keep = is_case.notna().to_numpy()
+    X = _matrix(data)[keep]
+    y = np.where(is_case[keep].astype(bool).to_numpy(), case_label, control_label).astype(object)
+    res = _discriminate.discriminate(
+        X, y, case=case_label, groups=_groups(data, keep, participant), ids=X.index, model=model,
+        cv_folds=cv_folds, cv_repeats=cv_repeats, permutations=permutations,
+        permutation_scheme=permutation_scheme, prevalence=prevalence,
+        sensitivity_target=sensitivity_target, test_size=test_size, inner_cv=inner_cv,
+        recalibrate=recalibrate, n_estimators=n_estimators, seed=seed, engine=engine)
+    _describe(res, data)
+    return res
+
+
+def severity(
+    data: Dataset | pd.DataFrame, target: Any, *, group: Any = None, case: Any = None,
+    control: Any = None, cases_only: bool = _SV.cases_only, participant: Any = None,
+    scaling: str = _SV.scaling, max_components: int = _SV.max_components,
+    cv_folds: int = _SV.cv_folds, cv_repeats: int = _SV.cv_repeats,
+    permutations: int = _SV.permutations, seed: int = _SEED, engine: Engine | str | None = None,
+) -> SeverityResult:
+    """PLS regression of a severity score on the analytes, validated by repeated CV.
+
+    Parameters
+    ----------
+    data : Dataset or DataFrame
+    target : str or array
+        The severity score (a column of ``obs``, e.g. ``hq25``, or values).
+    group, case, control
+        With ``cases_only``: the group column and labels; the model uses cases only.
+    cases_only : bool
+        Severity within cases (the study's design); ``False`` uses every sample with a score
+        (cases and controls when ``group`` is given).
+    participant : str or array, optional
+        A participant's samples stay in one fold.
+    scaling, max_components, cv_folds, cv_repeats, permutations, seed, engine
+        As :func:`hikisig.models.severity.severity`; defaults from
+        :class:`hikisig.config.SeveritySection`.
+
+    Raises
+    ------
+    TooFewSamplesError
+        Fewer than 8 samples with a score.
+    """
+    index = _matrix(data).index
+    if group is not None:
+        is_case, _, _ = group_mask(data, case, group, control, minimum=0, stage="severity")
+        keep = (is_case == True).to_numpy() if cases_only else is_case.notna().to_numpy()  # noqa: E712
+    elif cases_only:
+        raise HikisigError("severity within cases needs group= and case= (or cases_only=False)")
+    else:
+        keep = np.ones(len(index), dtype=bool)
+    if isinstance(target, str):
+        if not isinstance(data, Dataset):
+            raise HikisigError(f"target={target!r} names a column: pass a Dataset, or the scores")
+        y = numeric_column(data, target)
+        name: str | None = target
+    else:
+        y = pd.to_numeric(pd.Series(aligned(target, index, "target"), index=index), errors="coerce")
+        name = None if getattr(target, "name", None) is None else str(target.name)
+    keep &= y.notna().to_numpy()
+    if keep.sum() < MIN_SEVERITY:
+        among = " among cases" if cases_only else ""
+        raise TooFewSamplesError(f"only {int(keep.sum())} samples with a {name or 'severity'!r} "
+                            f"value{among}: the severity model needs at least {MIN_SEVERITY}",
+                            "severity")
+    X = _matrix(data)[keep]
+    res = _severity.severity(X, y[keep].to_numpy(dtype=float), groups=_groups(data, keep, participant),
+                             ids=X.index, scaling=scaling, max_components=max_components,
+                             cv_folds=cv_folds, cv_repeats=cv_repeats, permutations=permutations,
+                             seed=seed, engine=_engine(engine), target=None if name is None else str(name))
+    _describe(res, data)
+    return res
+
+
+def stratify(
+    data: Dataset | pd.DataFrame, *, group: Any = None, case: Any = None, control: Any = None,
+    method: str = _ST.method, k: int | None = _ST.k, bootstraps: int = _ST.bootstraps,
+    clinical: pd.DataFrame | None = None, seed: int = _SEED, engine: Engine | str | None = None,
+) -> StratificationResult:
+    """Subgroups of cases (clustering, choice of k, bootstrap stability, profiles).
+
+    With ``group`` and ``case`` only cases are clustered; without them, every sample.
+
+    Raises
+    ------
+    TooFewSamplesError
+        Fewer than 10 samples to cluster.
+    """
+    index = _matrix(data).index
+    if group is not None:
+        is_case, _, _ = group_mask(data, case, group, control, minimum=0,
+                                   stage="stratification")
+        keep = (is_case == True).to_numpy()  # noqa: E712
+    else:
+        keep = np.ones(len(index), dtype=bool)
+    if keep.sum() < MIN_STRATIFY:
+        raise TooFewSamplesError(f"only {int(keep.sum())} {'cases' if group is not None else 'samples'} "
+                            f"to stratify: the stratification needs at least {MIN_STRATIFY}",
+                            "stratification")
+    X = _matrix(data)[keep]
+    res = _stratify.stratify(X, ids=X.index, method=method, k=k, bootstraps=bootstraps,
+                             clinical=clinical, seed=seed, engine=_engine(engine))
+    _describe(res, data)
+    return res
+
+
+def _engine(engine: Engine | str | None) -> Engine | None:
+    return Engine(engine) if isinstance(engine, str) else engine
+
+
+def load_model(path: str | Path) -> ModelResult:
+    """A saved model folder, as the result class of its kind (see
+    :func:`hikisig.models.persist.load_model`)."""
+    return persist.load_model(path)
+
+
+def predict(model: ModelResult | str | Path, data: Dataset | pd.DataFrame) -> pd.DataFrame:
+    """Apply a model (a fresh result or a saved folder) to new samples.
+
+    Derived markers the model needs are computed from the data when missing; with a
+    Dataset, units that differ from the training units are an error.
+
+    Returns
+    -------
+    DataFrame
+        One row per sample of ``data`` (same index): ``id``; for discrimination
+        ``probability`` (of being a case), ``logit``, ``predicted_case`` and
+        ``predicted_group`` (the case or control label, at the Youden threshold of the
+        cross-validated predictions); ``predicted_severity``; or ``stratum``; then
+        ``out_of_range`` and ``warning``.
+    """
+    from hikisig.prep.markers import derived_markers
+
+    result = model if isinstance(model, ModelResult) else load_model(model)
+    X = _matrix(data)
+    lacking = [f for f in result.features if f not in X.columns]
+    if lacking:
+        values, _ = derived_markers(X)
+        extra = [c for c in values.columns if c in lacking]
+        if extra:
+            X = X.join(values[extra])
+    units: dict[str, str | None] | None = None
+    if isinstance(data, Dataset) and "unit" in data.var:
+        units = {str(k): str(v) for k, v in data.var["unit"].items() if v is not None and not pd.isna(v)}
+    return _predict.predict(result, X, units=units)

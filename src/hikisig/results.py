@@ -1,0 +1,193 @@
+"""What a study run produces (:func:`hikisig.run`): every table, model and fact the report,
+the tables folder and the provenance need, as named attributes.
+
+This module computes nothing: the pipeline fills it, the report renders it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from hikisig.config import StudyConfig
+from hikisig.models.projection import PCAScores
+from hikisig.models.result import (
+    DiscriminationResult,
+    ModelResult,
+    SeverityResult,
+    StratificationResult,
+)
+from hikisig.stats.describe import CohortSummary
+
+__all__ = ["STAGES", "PreprocessingStep", "Provenance", "RunMethods", "RunResults"]
+
+#: Stages of a run, in order (reported to progress callbacks).
+STAGES = ("data", "statistics", "discrimination", "severity", "stratification", "report")
+
+
+@dataclass
+class PreprocessingStep:
+    """One step applied to the data, in order."""
+
+    name: str
+    description: str = ""
+
+
+@dataclass
+class RunMethods:
+    """The facts the Methods section is written from.
+
+    Attributes
+    ----------
+    preprocessing : list of PreprocessingStep
+    input_scale : str
+        Scale of the stored values (``linear`` or a log).
+    max_missing : float
+        Missingness filter threshold.
+    dropped_analytes : list of str
+        Analytes removed by it.
+    tests : list of str
+        Two-group tests of the statistics (``welch``, ``student``, ``mwu``).
+    mwu_method : str
+    by : str or None
+        The stratifying (sex) column; None when the statistics were not stratified.
+    covariates : list of str
+        Covariates of the linear model.
+    severity : str or None
+        Severity score correlated with each analyte within cases.
+    correction : str
+        Multiple testing correction.
+    prevalence : float
+        Population prevalence of PPV and NPV.
+    seed : int
+    engine : str
+    """
+
+    preprocessing: list[PreprocessingStep] = field(default_factory=list)
+    input_scale: str = "linear"
+    max_missing: float = 0.5
+    dropped_analytes: list[str] = field(default_factory=list)
+    tests: list[str] = field(default_factory=list)
+    mwu_method: str = "asymptotic"
+    by: str | None = None
+    covariates: list[str] = field(default_factory=list)
+    severity: str | None = None
+    correction: str = ("Benjamini-Hochberg false discovery rate (q values) and Holm "
+                       "(p_holm), within each stratum and test")
+    prevalence: float = 0.0157
+    seed: int = 0
+    engine: str = "serial"
+
+
+@dataclass
+class Provenance:
+    """Where a run's numbers come from (``provenance.json``)."""
+
+    config_sha256: str
+    data_sha256: str
+    study: str
+    synthetic: bool
+    seed: int
+    engine: str
+    versions: dict[str, str]
+    start_time: str
+    end_time: str
+    platform: str
+    tables: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON record."""
+        return asdict(self)
+
+
+@dataclass
+class RunResults:
+    """The results of one study run.
+
+    Attributes
+    ----------
+    config : StudyConfig
+        The validated config (defaults filled).
+    study : str
+    synthetic : bool
+        Whether the data are synthetic (a property of the data, see
+        :attr:`hikisig.Dataset.synthetic`).
+    X : DataFrame
+        Samples x analytes analysed (cases and controls, linear scale, after the
+        missingness filter), float64.
+    obs : DataFrame
+        Sample metadata, same index as X, with standard columns ``group`` (the case and
+        control labels), ``sex`` (M/F or missing), ``age`` (may be missing),
+        ``participant``, ``visit``.
+    var : DataFrame
+        Analyte annotations indexed by the columns of X.
+    case_label, control_label : str
+    markers : DataFrame
+        Derived markers (samples x markers), same index as X.
+    marker_formulas : DataFrame
+        Indexed by marker id: ``display_name``, ``formula``.
+    stats : DataFrame or None
+        The tidy table of :func:`hikisig.case_control`.
+    cohort : CohortSummary or None
+    missing_by_analyte, missing_by_sample : Series or None
+        Shares of missing values.
+    pca : PCAScores or None
+    questionnaires : DataFrame or None
+        One row per participant-visit-instrument: ``id``, ``visit``, ``instrument``,
+        ``total``, ``band``, ``group``, ``sex``.
+    questionnaire_summary : DataFrame or None
+        ``instrument``, ``group``, ``n``, ``median``, ``q1``, ``q3``.
+    criteria : DataFrame or None
+        ``id``, ``status``, ``severity``, ``group``.
+    discrimination, severity, stratification : result or None
+        The models that ran.
+    cluster_values, cluster_of : DataFrame, Series or None
+        Autoscaled log2 values of the stratified cases for the top signature analytes, and
+        each case's cluster (for the heat map and profiles).
+    consensus : DataFrame or None
+        Consensus signature across the models.
+    skipped : dict
+        Stage -> why it did not run (too few samples, no severity score, disabled).
+    warnings : list of str
+        Warnings raised during the run, each once.
+    methods : RunMethods
+    provenance : Provenance or None
+    """
+
+    config: StudyConfig
+    study: str
+    synthetic: bool
+    X: pd.DataFrame
+    obs: pd.DataFrame
+    var: pd.DataFrame
+    case_label: str = "case"
+    control_label: str = "control"
+    markers: pd.DataFrame = field(default_factory=pd.DataFrame)
+    marker_formulas: pd.DataFrame = field(default_factory=pd.DataFrame)
+    stats: pd.DataFrame | None = None
+    cohort: CohortSummary | None = None
+    missing_by_analyte: pd.Series | None = None
+    missing_by_sample: pd.Series | None = None
+    pca: PCAScores | None = None
+    questionnaires: pd.DataFrame | None = None
+    questionnaire_summary: pd.DataFrame | None = None
+    criteria: pd.DataFrame | None = None
+    discrimination: DiscriminationResult | None = None
+    severity: SeverityResult | None = None
+    stratification: StratificationResult | None = None
+    cluster_values: pd.DataFrame | None = None
+    cluster_of: pd.Series | None = None
+    consensus: pd.DataFrame | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    methods: RunMethods = field(default_factory=RunMethods)
+    provenance: Provenance | None = None
+
+    @property
+    def models(self) -> dict[str, ModelResult]:
+        """The models that ran, by kind (``discriminate``, ``severity``, ``stratify``)."""
+        found = (self.discrimination, self.severity, self.stratification)
+        return {m.kind: m for m in found if m is not None}
