@@ -81,16 +81,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`hikisig demo` once per session, with reduced resampling; returns its folder."""
-    import os
-    import subprocess
-    import sys
+    from helpers import hikisig
 
     out = tmp_path_factory.mktemp("demo") / "d"
     reduced = ["--set", "discriminate.cv_repeats=1", "--set", "discriminate.permutations=50",
                "--set", "discriminate.n_estimators=50", "--set", "severity.cv_repeats=1",
                "--set", "severity.permutations=10", "--set", "stratify.bootstraps=5"]
-    r = subprocess.run([sys.executable, "-m", "hikisig", "-q", "demo", "--out", str(out), *reduced],
-                       capture_output=True, text=True, env={**os.environ})
+    r = hikisig("-q", "demo", "--out", str(out), *reduced)
     assert r.returncode == 0, r.stderr
     (out / "stdout.txt").write_text(r.stdout)
     return out

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import math
+import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +57,41 @@ def assert_same_values(a: pd.DataFrame, b: pd.DataFrame) -> None:
     x, y = a.to_numpy(dtype=float), b.to_numpy(dtype=float)
     assert np.array_equal(np.isnan(x), np.isnan(y))
     assert np.array_equal(x[~np.isnan(x)], y[~np.isnan(y)])
+
+
+@dataclass
+class Ran:
+    """What a command printed and its exit code (like ``subprocess.CompletedProcess``)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def hikisig(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Ran:
+    """Run the ``hikisig`` command line in this process (as the console script does: one
+    line per error on stderr and exit code 2), with ``env`` set and in ``cwd``."""
+    from hikisig.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env = {k: os.environ.get(k) for k in (env or {})}
+    saved_cwd = Path.cwd()
+    try:
+        for k, v in (env or {}).items():
+            os.environ[k] = v
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(args))
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.chdir(saved_cwd)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return Ran(code, out.getvalue(), err.getvalue())

@@ -5,20 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import Ran, hikisig
 
-def run(*args: str, db: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ}
-    if db is not None:
-        env["HIKISIG_DB"] = str(db)
-    proc = subprocess.run([sys.executable, "-m", "hikisig", *args], capture_output=True, text=True,
-                          env=env)
+
+def run(*args: str, db: Path | None = None, check: bool = True) -> Ran:
+    proc = hikisig(*args, env={"HIKISIG_DB": str(db)} if db is not None else None)
     if check and proc.returncode != 0:
         raise AssertionError(proc.stderr)
     return proc

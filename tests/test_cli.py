@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import GASTRIC, SACURINE
+from helpers import Ran, hikisig
 
-HIKISIG = [sys.executable, "-m", "hikisig"]
 
-
-def run(*args: str, db: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HIKISIG_DB": str(db)}
-    proc = subprocess.run([*HIKISIG, *args], capture_output=True, text=True, env=env)
+def run(*args: str, db: Path, check: bool = True) -> Ran:
+    proc = hikisig(*args, env={"HIKISIG_DB": str(db)})
     if check and proc.returncode != 0:
         raise AssertionError(proc.stderr)
     return proc

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from helpers import Ran, hikisig
 
 ROOT = Path(__file__).resolve().parents[1]
 REDUCED = ["--set", "discriminate.cv_repeats=1", "--set", "discriminate.permutations=50",
@@ -17,9 +16,8 @@ REDUCED = ["--set", "discriminate.cv_repeats=1", "--set", "discriminate.permutat
            "--set", "severity.permutations=10", "--set", "stratify.bootstraps=5"]
 
 
-def hs(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run([sys.executable, "-m", "hikisig", "-q", *args], capture_output=True,
-                       text=True, cwd=cwd, env={**os.environ})
+def hs(*args: str, cwd: Path) -> Ran:
+    r = hikisig("-q", *args, cwd=cwd)
     assert r.returncode == 0, r.stderr
     return r
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from hikisig.errors import HikisigError
+from helpers import Ran, hikisig
 from hikisig.config import DEFAULT_CONFIG, load_config
+from hikisig.errors import HikisigError
 
 FAST = """
 [discriminate]
@@ -26,9 +24,8 @@ enabled = false
 """
 
 
-def hs(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hikisig", *args], capture_output=True, text=True,
-                          cwd=cwd, env={**os.environ})
+def hs(*args: str, cwd: Path | None = None) -> Ran:
+    return hikisig(*args, cwd=cwd)
 
 
 def test_default_config_is_valid(tmp_path):

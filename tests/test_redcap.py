@@ -293,22 +293,18 @@ def test_parse_choices():
 
 def test_cli_import_responses_redcap(tmp_path):
     import json
-    import os
-    import subprocess
-    import sys
+
+    from helpers import hikisig
 
     dd = write_csv(tmp_path / "dd.csv", DICT_HEADER, dictionary_rows())
     ex = write_csv(tmp_path / "export.csv", EXPORT_HEADER, export_rows())
-    env = {**os.environ, "HIKISIG_DB": str(tmp_path / "h.db")}
-    hs = [sys.executable, "-m", "hikisig"]
-    subprocess.run([*hs, "init"], check=True, env=env, capture_output=True)
-    r = subprocess.run([*hs, "import", "responses", str(ex), "-i", "phq9", "--format", "redcap",
-                        "--dictionary", str(dd)], env=env, capture_output=True, text=True)
+    env = {"HIKISIG_DB": str(tmp_path / "h.db")}
+    assert hikisig("init", env=env).returncode == 0
+    r = hikisig("import", "responses", str(ex), "-i", "phq9", "--format", "redcap", "--dictionary",
+                str(dd), env=env)
     assert r.returncode == 0, r.stderr
     assert "3 phq9 records stored" in r.stdout
-    missing = subprocess.run([*hs, "import", "responses", str(ex), "-i", "phq9", "--format",
-                              "redcap"], env=env, capture_output=True, text=True)
+    missing = hikisig("import", "responses", str(ex), "-i", "phq9", "--format", "redcap", env=env)
     assert missing.returncode == 2 and "--dictionary" in missing.stderr
-    info = json.loads(subprocess.run([*hs, "info", "--json"], env=env, capture_output=True,
-                                     text=True, check=True).stdout)
+    info = json.loads(hikisig("info", "--json", env=env).stdout)
     assert info["n_participants"] == 2

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import GASTRIC
+from helpers import hikisig
 from hikisig.cohort.readers import read_measurements
 from hikisig.stats.casecontrol import case_control
 from hikisig.synth.config import preset
@@ -83,8 +82,7 @@ def test_cli_stats_file(tmp_path):
                        "Cit": np.round(rng.lognormal(3.4, 0.2, n), 3)})
     f = tmp_path / "c.csv"
     df.to_csv(f, index=False)
-    r = subprocess.run([sys.executable, "-m", "hikisig", "stats", str(f), "--case", "hikikomori"],
-                       capture_output=True, text=True)
+    r = hikisig("stats", str(f), "--case", "hikikomori")
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
     assert list(rows[0])[:12] == ["analyte", "stratum", "test", "statistic", "p", "q", "effect",
@@ -98,8 +96,7 @@ def test_cli_stats_file(tmp_path):
     df["Arg"] = df["Arg"].astype(object)
     df.loc[3, "Arg"] = "n/a?"
     df.to_csv(f, index=False)
-    bad = subprocess.run([sys.executable, "-m", "hikisig", "stats", str(f), "--case", "hikikomori"],
-                         capture_output=True, text=True)
+    bad = hikisig("stats", str(f), "--case", "hikikomori")
     assert bad.returncode == 2 and "row 5, column 'Arg'" in bad.stderr
 
 

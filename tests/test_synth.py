@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import hikisig
 from hikisig.assess.answers import check_answers
 from hikisig.assess.criteria import apply_criteria
 from hikisig.assess.definition import load_instrument
@@ -177,14 +176,12 @@ def test_config_rejects_nonsense():
 
 def test_cli_synth_db_and_out(tmp_path):
     db = tmp_path / "s.db"
-    r = subprocess.run([sys.executable, "-m", "hikisig", "synth", "--seed", "1", "--n-cases", "12",
-                        "--n-controls", "10", "--out", str(tmp_path / "o"), "--db", str(db)],
-                       capture_output=True, text=True)
+    r = hikisig("synth", "--seed", "1", "--n-cases", "12", "--n-controls", "10", "--out",
+                str(tmp_path / "o"), "--db", str(db))
     assert r.returncode == 0, r.stderr
-    info = json.loads(subprocess.run([sys.executable, "-m", "hikisig", "--db", str(db), "info",
-                                      "--json"], capture_output=True, text=True, check=True).stdout)
+    info = json.loads(hikisig("--db", str(db), "info", "--json").stdout)
     st = info["studies"][0]
     assert st["synthetic"] and st["n_samples"] == 22 and st["n_analytes"] == 127
     assert st["participants_by_group"] == {"case": 12, "control": 10}
-    bad = subprocess.run([sys.executable, "-m", "hikisig", "synth"], capture_output=True, text=True)
+    bad = hikisig("synth", env={"HIKISIG_DB": ""})
     assert bad.returncode == 2 and "--out" in bad.stderr

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from hikisig.config import StudyConfig
+from hikisig.config import DEFAULT_PREVALENCE, StudyConfig
 from hikisig.models.projection import PCAScores
 from hikisig.models.result import (
     DiscriminationResult,
@@ -76,7 +76,7 @@ class RunMethods:
     severity: str | None = None
     correction: str = ("Benjamini-Hochberg false discovery rate (q values) and Holm "
                        "(p_holm), within each stratum and test")
-    prevalence: float = 0.0157
+    prevalence: float = DEFAULT_PREVALENCE
     seed: int = 0
     engine: str = "serial"
 

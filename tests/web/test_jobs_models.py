@@ -56,7 +56,7 @@ def test_job_options_are_validated():
     assert config.source.db == "sqlite:///x.db" and config.source.study == 'we"ird'
     assert config.run.seed == 3 and config.severity.enabled is False
     assert config.discriminate.permutations == 1000  # every other setting: the config's default
-    with pytest.raises(Exception, match="unknown key 'run.sed'"):
+    with pytest.raises(Exception, match=r"unknown key 'run\.sed'"):
         job_config("sqlite:///x.db", "s", {"run.sed": 3})
 
 

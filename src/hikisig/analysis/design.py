@@ -152,6 +152,9 @@ def case_mask(labels: pd.Series, case: Any, control: Any | None, *, column: str,
     found = sorted({v for v in text if v is not None})
     case_t = str(case)
     if control is None:
+        if case_t not in found:
+            raise HikisigError(f"{case_t!r} is not a label of column {column!r} (labels: "
+                               f"{', '.join(found[:8]) or 'none'})")
         others = [v for v in found if v != case_t]
         if len(others) > 1:
             raise HikisigError(f"name the control label of column {column!r} (labels: "
@@ -160,6 +163,10 @@ def case_mask(labels: pd.Series, case: Any, control: Any | None, *, column: str,
     control_t = str(control)
     if case_t == control_t:
         raise HikisigError(f"the case and control labels are both {case_t!r}")
+    absent = [t for t in (case_t, control_t) if t not in found and (t == case_t or minimum > 0)]
+    if absent:
+        raise HikisigError(f"{' and '.join(map(repr, absent))} {'is' if len(absent) == 1 else 'are'} "
+                           f"not a label of column {column!r} (labels: {', '.join(found[:8]) or 'none'})")
     flags = np.full(len(text), None, dtype=object)
     flags[(text == control_t).to_numpy()] = False
     flags[(text == case_t).to_numpy()] = True

@@ -38,7 +38,7 @@ from hikisig.config import (
     StratifySection,
 )
 from hikisig.engine import Engine
-from hikisig.errors import TooFewSamplesError
+from hikisig.errors import HikisigError, TooFewSamplesError
 from hikisig.models.result import DiscriminationResult, SeverityResult, StratificationResult
 from hikisig.prep.markers import derived_markers
 
@@ -158,7 +158,8 @@ def _load(source: Source, design: Design, visit: int | str | None, base: Path | 
 
 def load_study(source: Source, design: Design | None = None,
                preprocessing: Preprocessing | None = None, *, visit: int | str | None = None,
-               base: Path | None = None, meta_columns: list[str] | None = None) -> StudyData:
+               base: Path | None = None, meta_columns: list[str] | None = None,
+               min_per_group: int = MIN_PER_GROUP_STATS) -> StudyData:
     """Load a study for its analyses.
 
     Parameters
@@ -178,6 +179,9 @@ def load_study(source: Source, design: Design | None = None,
         Folder that relative paths of ``source`` start from.
     meta_columns : list of str, optional
         Further metadata columns of the file (not analytes).
+    min_per_group : int
+        Cases and controls needed (each); the statistics need 2, a stratification of
+        cases alone none.
 
     Warns
     -----
@@ -188,6 +192,9 @@ def load_study(source: Source, design: Design | None = None,
     """
     design = design or Design()
     pre = preprocessing or Preprocessing()
+    if source.file and visit is not None:
+        raise HikisigError("a visit is chosen in the store; a file's rows are analysed as they "
+                           "are (leave out --visit, or select the rows first)")
     ds = _load(source, design, visit, base, list(meta_columns or []))
     resolved = resolve_design(ds, design)
     used = set(resolved.columns)
@@ -198,7 +205,7 @@ def load_study(source: Source, design: Design | None = None,
                       f"{', ...' if len(not_analysed) > 10 else ''}", ColumnsNotAnalysedWarning,
                       stacklevel=2)
     mask, case, control = case_mask(ds.column(resolved.group), resolved.case, resolved.control,
-                                    column=resolved.group, minimum=MIN_PER_GROUP_STATS)
+                                    column=resolved.group, minimum=min_per_group)
     resolved.case, resolved.control = case, control
     X = ds.X[mask.notna().to_numpy()]
     if pre.input_scale != "linear":

@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 from hikisig.cli.app import assess_app, import_app
-from hikisig.cli.common import err, open_store, options, out, write_table
+from hikisig.cli.common import err, open_store, options, out, setting, write_table
+from hikisig.config import DEFAULT_PREVALENCE, Screening
 from hikisig.errors import HikisigError
 
 if TYPE_CHECKING:
@@ -151,7 +152,8 @@ def assess_psychometrics(
     instrument: InstrumentOpt,
     diagnosis_column: Annotated[str | None, typer.Option(
         help="Column with the reference diagnosis (true/false, yes/no, 1/0).")] = None,
-    prevalence: Annotated[float, typer.Option(help="Population prevalence for PPV/NPV.")] = 0.0157,
+    prevalence: Annotated[float, setting(Screening, "prevalence",
+                                         "Population prevalence for PPV/NPV.")] = DEFAULT_PREVALENCE,
     cutoff: Annotated[float | None, typer.Option(help="Cut-off (default: the instrument's).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:

@@ -6,8 +6,9 @@ study config) and calls the same functions as ``hikisig run``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel
@@ -26,6 +27,7 @@ from hikisig.cli.options import (
     source_from,
 )
 from hikisig.config import (
+    Design,
     DiscriminateSection,
     Preprocessing,
     RunSection,
@@ -34,6 +36,11 @@ from hikisig.config import (
     StratifySection,
 )
 from hikisig.errors import HikisigError
+
+if TYPE_CHECKING:
+    from hikisig.analysis.study import StudyData
+    from hikisig.engine import Engine
+    from hikisig.models.result import ModelResult
 
 __all__ = ["discriminate_cmd", "predict_cmd", "severity_cmd", "signature_cmd", "stratify_cmd"]
 
@@ -60,11 +67,20 @@ ParticipantOpt = Annotated[str | None, typer.Option(
 VisitOpt = Annotated[int | None, typer.Option(help="Visit to analyse (store; default: first).")]
 
 
-def _save(result: object, out_dir: Path) -> None:
-    from hikisig.models.result import ModelResult
+def _fit(ctx: typer.Context, file: Path | None, id_column: str | None, design: Design,
+         pre: tuple[float, str], visit: int | None, engine: tuple[str, str | None, int | None],
+         fit: Callable[[StudyData, Engine], ModelResult], out_dir: Path,
+         min_per_group: int = 0) -> None:
+    """Load the study as ``hikisig run`` does, fit the model, print its summary, save it
+    (each model checks the samples it needs)."""
+    from hikisig.analysis.study import load_study
+    from hikisig.engine import open_engine
 
-    if not isinstance(result, ModelResult):  # pragma: no cover - every command passes one
-        raise TypeError("not a model result")
+    with reported_warnings(), open_engine(*engine) as eng:
+        study = load_study(source_from(ctx, file, id_column=id_column), design,
+                           preprocessing_from(*pre), visit=visit, min_per_group=min_per_group)
+        result = fit(study, eng)
+    err.print(result.summary(), markup=False)
     result.save(out_dir)
     out.print(f"wrote {out_dir}/ (model.skops, model_card.md, metrics.json, "
               f"{', '.join(f'{t}.csv' for t in result.tables)})", markup=False)
@@ -116,21 +132,15 @@ def discriminate_cmd(
 
     Example: hikisig model discriminate cohort.csv --group group --case case --out rf-model
     """
-    from hikisig.analysis.study import load_study
-    from hikisig.engine import open_engine
-
     section = _section(DiscriminateSection, model=model, cv_folds=cv_folds, cv_repeats=cv_repeats,
                        permutations=permutations, n_estimators=n_estimators,
                        permutation_scheme=permutation_scheme, test_size=test_size,
                        inner_cv=inner_cv, recalibrate=recalibrate)
     design = design_from(group=group, case=case, control=control, participant=participant_column,
                          sex="none", covariates="none", severity="none")
-    with reported_warnings(), open_engine(engine, scheduler, workers) as eng:
-        study = load_study(source_from(ctx, file, id_column=id_column), design,
-                           preprocessing_from(max_missing, input_scale), visit=visit)
-        res = study.discriminate(section, prevalence=prevalence, seed=seed, engine=eng)
-    err.print(res.summary(), markup=False)
-    _save(res, out_dir)
+    _fit(ctx, file, id_column, design, (max_missing, input_scale), visit, (engine, scheduler, workers),
+         lambda study, eng: study.discriminate(section, prevalence=prevalence, seed=seed, engine=eng),
+         out_dir)
 
 
 @model_app.command("severity")
@@ -169,20 +179,13 @@ def severity_cmd(
 
     Example: hikisig --db study.db model severity --target hq25 --out pls-model
     """
-    from hikisig.analysis.study import load_study
-    from hikisig.engine import open_engine
-
     section = _section(SeveritySection, cases_only=not all_participants, scaling=scaling,
                        max_components=max_components, cv_folds=cv_folds, cv_repeats=cv_repeats,
                        permutations=permutations)
     design = design_from(group=group, case=case, control=control, participant=participant_column,
                          severity=target, sex="none", covariates="none")
-    with reported_warnings(), open_engine(engine, scheduler, workers) as eng:
-        study = load_study(source_from(ctx, file, id_column=id_column), design,
-                           preprocessing_from(max_missing, input_scale), visit=visit)
-        res = study.severity(section, seed=seed, engine=eng)
-    err.print(res.summary(), markup=False)
-    _save(res, out_dir)
+    _fit(ctx, file, id_column, design, (max_missing, input_scale), visit, (engine, scheduler, workers),
+         lambda study, eng: study.severity(section, seed=seed, engine=eng), out_dir)
 
 
 @model_app.command("stratify")
@@ -212,18 +215,11 @@ def stratify_cmd(
 
     Example: hikisig model stratify cohort.csv --group group --case case --out strata
     """
-    from hikisig.analysis.study import load_study
-    from hikisig.engine import open_engine
-
     section = _section(StratifySection, method=method, k=k, bootstraps=bootstraps)
     design = design_from(group=group, case=case, control=control, sex="none", covariates="none",
                          severity="none")
-    with reported_warnings(), open_engine(engine, scheduler, workers) as eng:
-        study = load_study(source_from(ctx, file, id_column=id_column), design,
-                           preprocessing_from(max_missing, input_scale), visit=visit)
-        res = study.stratify(section, seed=seed, engine=eng)
-    err.print(res.summary(), markup=False)
-    _save(res, out_dir)
+    _fit(ctx, file, id_column, design, (max_missing, input_scale), visit, (engine, scheduler, workers),
+         lambda study, eng: study.stratify(section, seed=seed, engine=eng), out_dir)
 
 
 S = TypeVar("S", bound=BaseModel)

@@ -196,6 +196,7 @@ class Dataset:
 
         store = db if isinstance(db, _Store) else _Store(db)
         try:
+            store.require_ready()
             name = study or store.only_study()
             ds = load_dataset(store, name)
             keep = np.ones(ds.shape[0], dtype=bool)
@@ -221,12 +222,9 @@ class Dataset:
         synthetic, software)."""
         import anndata as ad
 
-        from hikisig.versions import __version__
-
         adata = ad.AnnData(X=self.X.to_numpy(dtype=np.float64), obs=_anndata_frame(self.obs),
                            var=_anndata_frame(self.var))
-        adata.uns["hikisig"] = {"study": self.study, "synthetic": "true" if self.synthetic else "false",
-                                "software": f"hikisig {__version__}"}
+        adata.uns["hikisig"] = study_note(self)
         return adata
 
     @classmethod
@@ -239,6 +237,14 @@ class Dataset:
         note = adata.uns.get("hikisig", {}) if hasattr(adata, "uns") else {}
         name = study or (note.get("study") if isinstance(note, dict) else None) or "default"
         return dataset_from_table(parse_anndata(adata), study=str(name))
+
+
+def study_note(ds: Dataset) -> dict[str, str]:
+    """What an exported file says about its data: study, synthetic, software."""
+    from hikisig.versions import __version__
+
+    return {"study": ds.study, "synthetic": "true" if ds.synthetic else "false",
+            "software": f"hikisig {__version__}"}
 
 
 def _few(values: Any, n: int = 5) -> str:

@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hikisig.cohort.dataset import Dataset
+from hikisig.cohort.dataset import Dataset, study_note
 from hikisig.errors import HikisigError
-from hikisig.versions import __version__
 
 __all__ = ["EXPORT_FORMATS", "export_dataset", "long_frame", "wide_frame", "write_json"]
 
@@ -42,11 +41,6 @@ def _atomic(path: Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
-
-
-def _study_note(ds: Dataset) -> dict[str, str]:
-    return {"study": ds.study, "synthetic": "true" if ds.synthetic else "false",
-            "software": f"hikisig {__version__}"}
 
 
 def wide_frame(ds: Dataset) -> pd.DataFrame:
@@ -86,28 +80,9 @@ def long_frame(ds: Dataset) -> pd.DataFrame:
     return out[order]
 
 
-def _to_anndata_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """Make columns storable in h5ad (strings with missing values, numbers)."""
-    out = pd.DataFrame(index=df.index.astype(str))
-    for col in df.columns:
-        s = df[col]
-        if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
-            out[str(col)] = s.to_numpy(dtype=float) if s.isna().any() else s.to_numpy()
-        else:
-            out[str(col)] = pd.Categorical([None if pd.isna(v) else str(v) for v in s])
-    return out
-
-
 def write_anndata(ds: Dataset, path: Path) -> None:
-    """Write an AnnData ``.h5ad`` file."""
-    import anndata as ad
-
-    adata = ad.AnnData(
-        X=ds.X.to_numpy(dtype=np.float64),
-        obs=_to_anndata_frame(ds.obs),
-        var=_to_anndata_frame(ds.var),
-    )
-    adata.uns["hikisig"] = _study_note(ds)
+    """Write an AnnData ``.h5ad`` file (:meth:`Dataset.to_anndata`)."""
+    adata = ds.to_anndata()
     with _atomic(path) as tmp:
         adata.write_h5ad(tmp)
 
@@ -120,7 +95,7 @@ def write_parquet(ds: Dataset, path: Path, layout: str = "wide") -> None:
     frame = wide_frame(ds) if layout == "wide" else long_frame(ds)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     meta = dict(table.schema.metadata or {})
-    meta[b"hikisig"] = json.dumps(_study_note(ds)).encode()
+    meta[b"hikisig"] = json.dumps(study_note(ds)).encode()
     table = table.replace_schema_metadata(meta)
     with _atomic(path) as tmp:
         pq.write_table(table, tmp)

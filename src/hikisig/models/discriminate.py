@@ -53,7 +53,14 @@ from statsmodels.stats.proportion import proportion_confint
 from hikisig.config import MODELS, PERMUTATION_SCHEMES, DiscriminateSection, Screening
 from hikisig.engine import Engine, spawn_seeds
 from hikisig.models.calibration import brier_score, calibration_slope_intercept, reliability_table
-from hikisig.models.result import SIGNATURE_COLUMNS, DiscriminationResult, HeldOut, clean, training_data
+from hikisig.models.result import (
+    SIGNATURE_COLUMNS,
+    DiscriminationResult,
+    HeldOut,
+    clean,
+    model_input,
+    training_data,
+)
 from hikisig.prep import LogTransformer, MinFractionImputer, Scaler
 from hikisig.stats.roc import auc_delong
 from hikisig.stats.screening import predictive_values
@@ -630,10 +637,7 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
     if permutation_scheme not in PERMUTATION_SCHEMES:
         raise ValueError(f"unknown permutation_scheme {permutation_scheme!r}; "
                          f"valid values: {', '.join(map(repr, PERMUTATION_SCHEMES))}")
-    if not isinstance(X, pd.DataFrame):
-        X = pd.DataFrame(np.asarray(X, dtype=np.float64))
-    X = X.copy()
-    X.columns = [str(c) for c in X.columns]
+    X = model_input(X)
     yy, case_label, control_label = encode_labels(y, case)
     if len(yy) != len(X):
         raise ValueError(f"y has {len(yy)} values for {len(X)} samples")

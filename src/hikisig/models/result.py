@@ -29,6 +29,7 @@ __all__ = [
     "StratificationResult",
     "TrainingData",
     "frame_sha256",
+    "model_input",
     "result_class",
     "training_data",
 ]
@@ -46,6 +47,15 @@ def frame_sha256(X: pd.DataFrame, y: Any = None) -> str:
     if y is not None:
         h.update(np.asarray(pd.Series(y).astype(str)).astype("U").tobytes())
     return h.hexdigest()
+
+
+def model_input(X: Any) -> pd.DataFrame:
+    """Samples x analytes as a float64 DataFrame in one C-ordered block with text column
+    names: the same values give the same model whatever their layout in memory (some
+    decompositions round differently on another layout)."""
+    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X, dtype=np.float64))
+    values = np.ascontiguousarray(frame.to_numpy(dtype=np.float64))
+    return pd.DataFrame(values, index=frame.index, columns=[str(c) for c in frame.columns])
 
 
 def clean(v: Any) -> Any:

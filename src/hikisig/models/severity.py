@@ -46,7 +46,7 @@ from sklearn.pipeline import Pipeline
 from hikisig.config import SeveritySection
 from hikisig.engine import Engine, spawn_seeds
 from hikisig.models.pls import fit_metrics, pls1_path, vip
-from hikisig.models.result import SIGNATURE_COLUMNS, SeverityResult, training_data
+from hikisig.models.result import SIGNATURE_COLUMNS, SeverityResult, model_input, training_data
 from hikisig.prep import LogTransformer, MinFractionImputer, Scaler
 
 __all__ = ["severity", "severity_pipeline"]
@@ -161,9 +161,8 @@ def severity(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None,
         ``signature``. See the module docstring.
     """
     engine = engine or Engine("serial")
-    if not isinstance(X, pd.DataFrame):
-        X = pd.DataFrame(X)
-    features = [str(c) for c in X.columns]
+    X = model_input(X)
+    features = list(X.columns)
     Xv = X.to_numpy(dtype=np.float64)
     yv = np.asarray(y, dtype=np.float64).ravel()
     n, p = Xv.shape

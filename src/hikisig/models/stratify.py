@@ -69,7 +69,7 @@ from threadpoolctl import threadpool_limits
 
 from hikisig.config import CLUSTER_METHODS, StratifySection
 from hikisig.engine import Engine, spawn_seeds
-from hikisig.models.result import SIGNATURE_COLUMNS, StratificationResult, training_data
+from hikisig.models.result import SIGNATURE_COLUMNS, StratificationResult, model_input, training_data
 from hikisig.prep import LogTransformer, MinFractionImputer, Scaler
 from hikisig.stats.univariate import adjust, grouped_moments, hedges_from, welch_student
 
@@ -492,7 +492,7 @@ def stratify(X: pd.DataFrame, *, ids: Sequence[Any] | None = None, method: str =
         raise ValueError("covariance_type must be 'full' or 'diag'")
     if bootstraps < 0:
         raise ValueError("bootstraps must be >= 0")
-    X = pd.DataFrame(X)
+    X = model_input(X)
     n = X.shape[0]
     ids_list = list(X.index) if ids is None else list(ids)
     if len(ids_list) != n:

@@ -380,7 +380,7 @@ def _stratification(r: RunResults, names: dict[str, str]) -> Section:
     ks = tb.get("k_selection")
     if ks is not None and len(ks):
         sec.tables.append(Table([str(c) for c in ks.columns],
-                                [[_num(v, 3) if c != "k" else str(v) for c, v in row.items()]
+                                [[_num(v, 3) if c != "k" else str(int(v)) for c, v in row.items()]
                                  for _, row in ks.iterrows()], "Choice of k."))
     return sec
 

@@ -25,7 +25,7 @@ def predictive_values(sensitivity: float, specificity: float, prevalence: float
 
     Examples
     --------
-    >>> ppv, npv = predictive_values(0.94, 0.61, 0.0157)
+    >>> ppv, npv = predictive_values(0.94, 0.61, DEFAULT_PREVALENCE)
     >>> round(ppv, 4), round(npv, 4)
     (0.037, 0.9984)
     """
