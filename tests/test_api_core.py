@@ -119,10 +119,13 @@ def test_too_few_samples_and_other_labels_are_said() -> None:
     with pytest.raises(TooFewSamplesError, match=r"need at least 3 'hikikomori' and 3 'healthy' "
                        r"samples in column 'dx' \(found 2 and 6; labels: healthy, hikikomori, qc\)"):
         hikisig.discriminate(few, group="dx", case="hikikomori", control="healthy")
+    with pytest.raises(TooFewSamplesError, match=r"\(found 0 and 6; 'Hikikomori' is not a label of "
+                       r"column 'dx'; labels: healthy, hikikomori, qc\)"):
+        hikisig.case_control(few, group="dx", case="Hikikomori", control="healthy")
     with pytest.raises(HikisigError, match=r"'Hikikomori' is not a label of column 'dx' \(labels: "
                        r"healthy, hikikomori, qc\)"):
-        hikisig.case_control(few, group="dx", case="Hikikomori", control="healthy")
-    with pytest.raises(HikisigError, match="'control' is not a label of column 'dx'"):
+        hikisig.case_control(few, group="dx", case="Hikikomori")
+    with pytest.raises(TooFewSamplesError, match="'control' is not a label of column 'dx'"):
         hikisig.case_control(few, group="dx", case="hikikomori", control="control")
     with pytest.raises(TooFewSamplesError, match="only 6 cases to stratify: the stratification "
                        "needs at least 10"):
@@ -391,8 +394,9 @@ def test_model_commands_need_only_what_their_model_needs(tmp_path: Path, ds: hik
     assert json.loads((tmp_path / "strata" / "metrics.json").read_text())["n"] == 42
     r = runner.invoke(app, ["model", "discriminate", str(tmp_path / "cases.csv"), "--out",
                             str(tmp_path / "rf")])
-    assert isinstance(r.exception, HikisigError)
-    assert "'control' is not a label of column 'group' (labels: case)" in str(r.exception)
+    assert isinstance(r.exception, TooFewSamplesError)
+    assert ("need at least 3 'case' and 3 'control' samples in column 'group' (found 42 and 0; "
+            "'control' is not a label of column 'group'; labels: case)") in str(r.exception)
     r = runner.invoke(app, ["stats", str(tmp_path / "cases.csv"), "--visit", "2", "--by", "none"])
     assert isinstance(r.exception, HikisigError) and "a visit is chosen in the store" in str(
         r.exception)

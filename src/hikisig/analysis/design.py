@@ -163,20 +163,18 @@ def case_mask(labels: pd.Series, case: Any, control: Any | None, *, column: str,
     control_t = str(control)
     if case_t == control_t:
         raise HikisigError(f"the case and control labels are both {case_t!r}")
-    absent = [t for t in (case_t, control_t) if t not in found and (t == case_t or minimum > 0)]
-    if absent:
-        raise HikisigError(f"{' and '.join(map(repr, absent))} {'is' if len(absent) == 1 else 'are'} "
-                           f"not a label of column {column!r} (labels: {', '.join(found[:8]) or 'none'})")
+    absent = "".join(f"; {t!r} is not a label of column {column!r}" for t in (case_t, control_t)
+                     if t not in found)
     flags = np.full(len(text), None, dtype=object)
     flags[(text == control_t).to_numpy()] = False
     flags[(text == case_t).to_numpy()] = True
     out = pd.Series(flags, index=labels.index, dtype=object)
     n_case, n_control = int((out == True).sum()), int((out == False).sum())  # noqa: E712
-    if n_case < minimum or n_control < minimum:
+    if n_case < minimum or n_control < minimum or not n_case:
         raise TooFewSamplesError(
-            f"need at least {minimum} {case_t!r} and {minimum} {control_t!r} samples in column "
-            f"{column!r} (found {n_case} and {n_control}; labels: {', '.join(found[:8]) or 'none'})",
-            stage)
+            f"need at least {max(minimum, 1)} {case_t!r} and {minimum} {control_t!r} samples in "
+            f"column {column!r} (found {n_case} and {n_control}{absent}; labels: "
+            f"{', '.join(found[:8]) or 'none'})", stage)
     other = int(out.isna().sum())
     if other:
         warnings.warn(f"{other} sample(s) with other labels in column {column!r} left out "

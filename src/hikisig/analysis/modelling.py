@@ -161,10 +161,21 @@ def severity(
         As :func:`hikisig.models.severity.severity`; defaults from
         :class:`hikisig.config.SeveritySection`.
 
+    Returns
+    -------
+    SeverityResult
+        ``.q2``, ``.r2y``, ``.rmsecv``, ``.n_components``, ``.tables`` (observed vs
+        predicted, VIP, coefficients, signature), ``.save(path)``.
+
     Raises
     ------
     TooFewSamplesError
         Fewer than 8 samples with a score.
+
+    Examples
+    --------
+    >>> sev = severity(ds, "hq25", group="group", case="case", control="control")  # doctest: +SKIP
+    >>> sev.q2, sev.rmsecv                                                         # doctest: +SKIP
     """
     index = _matrix(data).index
     if group is not None:
@@ -206,10 +217,30 @@ def stratify(
 
     With ``group`` and ``case`` only cases are clustered; without them, every sample.
 
+    Parameters
+    ----------
+    data : Dataset or DataFrame
+    group, case, control
+        The group column (or labels) and labels: only cases are clustered.
+    method, k, bootstraps, clinical, seed, engine
+        As :func:`hikisig.models.stratify.stratify`; defaults from
+        :class:`hikisig.config.StratifySection`.
+
+    Returns
+    -------
+    StratificationResult
+        ``.k``, ``.cluster_sizes``, ``.stability_ari_mean`` (1: the same partition in every
+        bootstrap resample, 0: chance), ``.tables`` (assignments, profiles, signature).
+
     Raises
     ------
     TooFewSamplesError
         Fewer than 10 samples to cluster.
+
+    Examples
+    --------
+    >>> strata = stratify(ds, group="group", case="case", control="control")  # doctest: +SKIP
+    >>> strata.k, strata.stability_ari_mean                                  # doctest: +SKIP
     """
     index = _matrix(data).index
     if group is not None:
@@ -235,7 +266,13 @@ def _engine(engine: Engine | str | None) -> Engine | None:
 
 def load_model(path: str | Path) -> ModelResult:
     """A saved model folder, as the result class of its kind (see
-    :func:`hikisig.models.persist.load_model`)."""
+    :func:`hikisig.models.persist.load_model`).
+
+    Examples
+    --------
+    >>> model = load_model("rf-model")  # doctest: +SKIP
+    >>> predict(model, new_samples)     # doctest: +SKIP
+    """
     return persist.load_model(path)
 
 
@@ -253,6 +290,11 @@ def predict(model: ModelResult | str | Path, data: Dataset | pd.DataFrame) -> pd
         ``predicted_group`` (the case or control label, at the Youden threshold of the
         cross-validated predictions); ``predicted_severity``; or ``stratum``; then
         ``out_of_range`` and ``warning``.
+
+    Examples
+    --------
+    >>> res = discriminate(ds, group="group", case="case", control="control")  # doctest: +SKIP
+    >>> predict(res, new_samples)[["probability", "predicted_group"]]          # doctest: +SKIP
     """
     from hikisig.prep.markers import derived_markers
 
