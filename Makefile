@@ -33,6 +33,7 @@ bench: install  ## benchmarks (timings belong here, not in tests; about 1.5 hour
 	$(BIN)/python benchmarks/bench_scale_parquet.py
 	$(BIN)/python benchmarks/bench_scale_permutation.py
 	$(BIN)/python benchmarks/bench_demo.py
+	$(BIN)/python benchmarks/bench_run_wide.py
 	$(BIN)/python benchmarks/bench_web_load.py
 
 clean:

@@ -575,8 +575,9 @@ def test_analyte_is_frozen_and_hashable(cat: Catalog) -> None:
         orn.id = "x"  # type: ignore[misc]
     assert len({orn, cat.get("ornithine"), cat.get("arginine")}) == 2
     assert [f.name for f in dataclasses.fields(Analyte)] == [
-        "id", "display_name", "synonyms", "class_", "subclass", "chain_length", "double_bonds",
-        "hydroxy", "dicarboxylic", "hmdb", "loinc", "default_unit", "units", "matrix", "notes",
+        "id", "display_name", "synonyms", "exact_synonyms", "class_", "subclass", "chain_length",
+        "double_bonds", "hydroxy", "dicarboxylic", "hmdb", "kegg", "loinc", "default_unit", "units",
+        "matrix", "notes",
     ]  # fmt: skip
     assert isinstance(orn.synonyms, tuple) and isinstance(orn.matrix, tuple)
 
@@ -630,13 +631,13 @@ def test_docstring_examples() -> None:
 
 HEADER = ",".join(COLUMNS)
 ORN = (
-    "ornithine,L-Ornithine,Orn|Ornithine,amino_acid,non_proteinogenic,,,,,"
-    "HMDB0000214,20652-4,umol/L,umol/L=1|nmol/L=0.001,plasma|serum,"
+    "ornithine,L-Ornithine,Orn|Ornithine,,amino_acid,non_proteinogenic,,,,,"
+    "HMDB0000214,C00077,20652-4,umol/L,umol/L=1|nmol/L=0.001,plasma|serum,"
 )
-ARG = "arginine,L-Arginine,Arg,amino_acid,proteinogenic,,,,,HMDB0000517,20637-5,umol/L,umol/L=1,plasma,"
+ARG = "arginine,L-Arginine,Arg,,amino_acid,proteinogenic,,,,,HMDB0000517,,20637-5,umol/L,umol/L=1,plasma,"
 C16 = (
-    "c16,Palmitoylcarnitine (C16),C16,acylcarnitine,long,16,0,false,false,"
-    "HMDB0000222,,umol/L,umol/L=1,plasma,"
+    "c16,Palmitoylcarnitine (C16),C16,,acylcarnitine,long,16,0,false,false,"
+    "HMDB0000222,,,umol/L,umol/L=1,plasma,"
 )
 
 
@@ -685,8 +686,10 @@ def test_colliding_synonyms_name_both_analytes(tmp_path: Path) -> None:
 
 
 def test_collision_through_punctuation(tmp_path: Path) -> None:
-    c18 = "c18_1,Oleoylcarnitine (C18:1),C18:1,acylcarnitine,long,18,1,false,false,,,umol/L,umol/L=1,plasma,"
-    other = "other,Other,C18-1,acylcarnitine,long,18,1,false,false,,,umol/L,umol/L=1,plasma,"
+    c18 = (
+        "c18_1,Oleoylcarnitine (C18:1),C18:1,,acylcarnitine,long,18,1,false,false,,,,umol/L,umol/L=1,plasma,"
+    )
+    other = "other,Other,C18-1,,acylcarnitine,long,18,1,false,false,,,,umol/L,umol/L=1,plasma,"
     with pytest.raises(ValueError, match="c181"):
         load_catalog(write(tmp_path, c18, other))
 

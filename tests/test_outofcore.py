@@ -25,7 +25,7 @@ def _study(n: int = 240, p: int = 23, seed: int = 4) -> dict:
     rng = np.random.default_rng(seed)
     x = rng.lognormal(mean=2.0, sigma=0.7, size=(n, p))
     x[rng.random(x.shape) < 0.07] = np.nan
-    x[:4, 2] = 0.0  # a non-positive value: no fold change, no geometric mean
+    x[:4, 2] = 0.0  # values <= 0: left out of the fold change and geometric mean
     x[:, 5] = np.round(x[:, 5])  # ties
     x[:, 6] = np.nan  # an empty analyte
     x[: n // 2, 8] = np.nan  # half missing
@@ -81,6 +81,38 @@ def test_parquet_equals_in_memory(tmp_path: Path, study: dict, in_memory: pd.Dat
     assert set(t["test"]) == {"welch", "student", "mwu", "lm", "pearson", "spearman"}
 
 
+@pytest.mark.parametrize("additive", [False, True])
+def test_parquet_with_negative_values_equals_in_memory(tmp_path: Path, study: dict,
+                                                       additive: bool) -> None:
+    # z-scores (about half negative): on the default scale the log-scale columns come from the
+    # positive values; with additive=True nothing is logged
+    X = study["X"]
+    Z = (X - X.mean()) / X.std()
+    Z["m06"] = np.nan
+    Z.loc[:9, "m03"] = 0.0
+    extra = pd.DataFrame({"diff": Z["m00"].to_numpy() - Z["m01"].to_numpy()})
+    path = _write(Z, tmp_path / "z.parquet", row_group=37)
+    kw = {"by": study["sex"], "covariates": study["age"], "severity": study["sev"],
+          "additive": additive}
+    t = case_control_parquet(path, list(Z.columns), study["case"], extra=extra, block_cells=900,
+                             n_jobs=2, **kw)
+    mem = case_control(Z.join(extra), study["case"], **kw)
+    _assert_same(t, mem)
+    fold = ["fold_change", "fold_change_ci_low", "fold_change_ci_high", "gmean_case",
+            "gmean_control"]
+    if additive:
+        assert t[fold].isna().all().all()
+        assert set(t.loc[t["test"] == "welch", "effect_type"]) == {"mean_difference"}
+        assert set(t.loc[t["test"] == "lm", "method"]) == {"value ~ group * by + covariates"}
+    else:
+        two_group = (t["analyte"] == "m00") & ~t["test"].isin(["pearson", "spearman"])
+        assert t.loc[two_group, "fold_change"].notna().all()
+    moments_only = case_control_parquet(path, list(Z.columns), study["case"], tests=["welch"],
+                                        quantiles=False, block_cells=900, **kw)
+    _assert_same(moments_only, case_control(Z, study["case"], tests=["welch"], quantiles=False,
+                                            **kw))
+
+
 def test_folder_of_files_float32_and_extra_columns(tmp_path: Path, study: dict) -> None:
     X = study["X"].astype(np.float32)
     folder = tmp_path / "dataset"
@@ -122,8 +154,8 @@ def test_reads_are_bounded_by_the_block(tmp_path: Path, study: dict,
     sizes: list[int] = []
     real = ooc._read_values
 
-    def spy(files, columns, pieces):  # type: ignore[no-untyped-def]
-        out = real(files, columns, pieces)
+    def spy(files, columns, pieces, na_codes=()):  # type: ignore[no-untyped-def]
+        out = real(files, columns, pieces, na_codes)
         sizes.append(out.size)
         return out
 

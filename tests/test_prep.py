@@ -33,7 +33,9 @@ from hikisig.prep import (
 ESTIMATORS = [
     MissingFilter(),
     MinFractionImputer(),
+    MinFractionImputer(nonpositive="keep"),
     LODImputer(),
+    LODImputer(nonpositive="missing"),
     PQNormaliser(),
     TotalSumNormaliser(),
     MedianNormaliser(),
@@ -76,6 +78,11 @@ def _expected_failed_checks(est: object) -> dict[str, str]:
         why = ("without an explicit `order`, the row position is the injection order, so a "
                "permuted or partial set of rows is a different run with a different correction")
         return {"check_methods_sample_order_invariance": why, "check_methods_subset_invariance": why}
+    if isinstance(est, MinFractionImputer | LODImputer) and est.nonpositive == "missing":
+        why = ("iris minus its mean has a feature without a positive value; with "
+               "nonpositive='missing' values <= 0 are below detection, so there is no minimum to "
+               "learn and fit names the feature (nonpositive='keep' passes the check)")
+        return {"check_positive_only_tag_during_fit": why}
     if isinstance(est, LogTransformer) and est.base != "glog" and est.offset == 0:
         why = "the check data contain an exact zero, which a plain log without offset must reject"
         return dict.fromkeys(_ZERO_DATA_CHECKS, why)
@@ -140,6 +147,62 @@ def test_half_min_imputation():
     # statistics come from the training data only
     np.testing.assert_allclose(imp.transform(np.array([[np.nan, np.nan]])), [[1, 4]])
     np.testing.assert_allclose(MinFractionImputer(fraction=0.2).fit_transform(X)[2, 0], 0.4)
+
+
+def test_half_min_treats_values_below_detection_as_missing():
+    # a kit export: zeros (and a negative value) stand for "below detection"
+    X = _frame(np.array([[4.0, 0.0], [2.0, 10.0], [0.0, 8.0], [np.nan, -1.0], [6.0, 12.0]]),
+               ["Orn", "Arg"])
+    imp = MinFractionImputer().fit(X)
+    assert imp.nonpositive == "missing"
+    np.testing.assert_allclose(imp.min_, [2.0, 8.0])  # positive training values only
+    np.testing.assert_allclose(imp.transform(X), [[4, 4], [2, 10], [1, 8], [1, 4], [6, 12]])
+    # new samples: values <= 0 are replaced like NaN, positive values are kept
+    new = _frame(np.array([[0.0, -3.0], [0.5, np.nan]]), ["Orn", "Arg"])
+    np.testing.assert_allclose(imp.transform(new), [[1, 4], [0.5, 4]])
+    # the pipeline of the models: no -inf, no error
+    out = make_pipeline(MinFractionImputer(), LogTransformer()).fit_transform(X)
+    assert np.isfinite(out).all()
+    # the old behaviour on request
+    keep = MinFractionImputer(nonpositive="keep").fit(X)
+    np.testing.assert_allclose(keep.min_, [0.0, -1.0])
+    np.testing.assert_allclose(keep.transform(X)[:, 0], [4, 2, 0, 0, 6])
+    np.testing.assert_allclose(keep.transform(X)[:, 1], [0, 10, 8, -1, 12])
+    with pytest.raises(ValueError, match="unknown nonpositive 'zero'; valid values: 'missing', 'keep'"):
+        MinFractionImputer(nonpositive="zero").fit(X)
+    assert make_imputer("half_min", nonpositive="keep").nonpositive == "keep"
+
+
+def test_imputer_names_features_without_a_positive_value():
+    X = _frame(np.array([[1.0, 0.0, np.nan], [2.0, -1.0, np.nan]]), ["Orn", "Arg", "Cit"])
+    with pytest.raises(ValueError, match=r"'Cit' are missing in every training sample"):
+        MinFractionImputer().fit(X)
+    with pytest.raises(ValueError, match=r"'Arg' have no positive value.*nonpositive='keep'"):
+        MinFractionImputer().fit(X[["Orn", "Arg"]])
+    np.testing.assert_allclose(MinFractionImputer(nonpositive="keep").fit(X[["Orn", "Arg"]]).min_,
+                               [1.0, -1.0])
+    # LOD imputation: values <= 0 kept by default, replaced with nonpositive="missing"
+    Z = _frame(np.array([[10.0, 0.0], [np.nan, 6.0], [12.0, np.nan]]), ["Orn", "Arg"])
+    np.testing.assert_allclose(LODImputer(lod={"Orn": 4.0}).fit_transform(Z),
+                               [[10, 0], [2, 6], [12, 0]])
+    np.testing.assert_allclose(LODImputer(lod={"Orn": 4.0}, nonpositive="missing").fit_transform(Z),
+                               [[10, 3], [2, 6], [12, 3]])
+    with pytest.raises(ValueError, match="'Arg' have no positive value"):
+        LODImputer(lod={"Orn": 4.0}, nonpositive="missing").fit(Z.assign(Arg=[0.0, 0.0, np.nan]))
+
+
+def test_other_imputers_then_log_name_analyte_and_sample():
+    X = _frame(np.array([[4.0, 0.0], [2.0, 10.0], [np.nan, 8.0], [6.0, 12.0]]), ["Orn", "Arg"])
+    for imputer in (LODImputer(lod={"Orn": 1.0}), KNNImputer(n_neighbors=2),
+                    SimpleImputer(strategy="median")):
+        pipe = make_pipeline(imputer, LogTransformer()).set_output(transform="pandas")
+        with pytest.raises(ValueError, match=r"log2 needs positive values; values <= 0 in "
+                                             r"feature\(s\) 'Arg' in sample\(s\) 's0'"):
+            pipe.fit(X)
+    # without names: column and row positions, never a made-up name like x1
+    with pytest.raises(ValueError, match=r"column 1 in sample\(s\) row 0") as err:
+        make_pipeline(SimpleImputer(strategy="median"), LogTransformer()).fit(X)
+    assert "x1" not in str(err.value)
 
 
 def test_imputer_rejects_all_missing_column():
@@ -263,11 +326,15 @@ def test_log_bases_offset_and_inverse():
 
 def test_log_of_zero_names_the_feature():
     X = _frame(np.array([[1.0, 0.0, 3.0], [2.0, 5.0, 0.0]]), ["Orn", "Arg", "Cit"])
-    with pytest.raises(ValueError, match=r"feature\(s\) 'Arg', 'Cit'.*offset"):
+    with pytest.raises(ValueError, match=r"feature\(s\) 'Arg' in sample\(s\) 's0'; 'Cit' in "
+                                         r"sample\(s\) 's1'.*offset"):
         LogTransformer().fit(X)
     t = LogTransformer().fit(X + 1)
-    with pytest.raises(ValueError, match="'Arg'"):
+    with pytest.raises(ValueError, match="'Arg' in sample"):
         t.transform(X)
+    many = _frame(np.zeros((6, 1)), ["Orn"])
+    with pytest.raises(ValueError, match=r"'Orn' in sample\(s\) 's0', 's1', 's2', ... \(6 in all\)"):
+        LogTransformer().fit(many)
     LogTransformer(offset=0.5).fit(X)  # an offset makes zeros legal
 
 

@@ -9,7 +9,7 @@ import pytest
 from hikisig.analysis.study import ColumnsNotAnalysedWarning, load_study
 from hikisig.cohort.tables import read_table
 from hikisig.config import Design, Preprocessing, Source
-from hikisig.errors import InputError
+from hikisig.errors import HikisigError, InputError
 
 WIDE = ("id,group,Visit No,injection_order,site,subtype,study,Orn,cer_x,feature_1\n"
         "P1,case,1,5,Kyushu,A,cohort-2021,12.5,<LOD,1.0\n"
@@ -30,10 +30,13 @@ def test_metadata_and_text_columns_are_not_analytes(tmp_path: Path) -> None:
     with pytest.warns(ColumnsNotAnalysedWarning,
                       match=r"not analysed \(metadata or text\): Visit No, injection_order, site, "
                             r"subtype, study"):
-        study = load_study(Source(file=str(f)), Design(sex=None))
+        study = load_study(Source(file=str(f)), Design(sex=None, participant=None))
     assert study.data.shape == (4, 3) and study.dropped == []  # cer_x: 2 of 4 missing, not > 50%
-    strict = load_study(Source(file=str(f)), Design(sex=None), Preprocessing(max_missing=0.25))
+    strict = load_study(Source(file=str(f)), Design(sex=None, participant=None),
+                        Preprocessing(max_missing=0.25))
     assert strict.dropped == ["cer_x"] and list(strict.data.X.columns) == ["ornithine", "feature_1"]
+    with pytest.raises(HikisigError, match="several visits but the file has no participant column"):
+        load_study(Source(file=str(f)), Design(sex=None))  # P3 is at visit 2: whose visit?
 
 
 def test_a_bad_cell_in_an_analyte_is_still_an_error(tmp_path: Path) -> None:

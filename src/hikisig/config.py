@@ -36,11 +36,14 @@ __all__ = [
     "CLUSTER_METHODS",
     "DEFAULT_CONFIG",
     "DEFAULT_PREVALENCE",
+    "DRIFTS",
     "ENGINES",
     "INPUT_SCALES",
     "MODELS",
     "MWU_METHODS",
+    "NORMALISATIONS",
     "PERMUTATION_SCHEMES",
+    "REPEATED_RULES",
     "SEVERITY_SCALINGS",
     "TESTS",
     "Design",
@@ -67,7 +70,10 @@ PermutationScheme = Literal["oof", "refit"]
 ClusterMethod = Literal["gmm", "kmeans", "ward"]
 SeverityScaling = Literal["pareto", "auto", "centre"]
 Engine = Literal["serial", "loky", "dask"]
-InputScale = Literal["linear", "log10", "log2", "ln"]
+InputScale = Literal["linear", "log10", "log2", "ln", "z"]
+Repeated = Literal["first", "mean", "all"]
+Drift = Literal["none", "loess"]
+Normalise = Literal["none", "pqn", "total", "median"]
 MwuMethod = Literal["asymptotic", "exact"]
 
 #: Two-group tests of the case-control statistics.
@@ -86,6 +92,12 @@ ENGINES: tuple[str, ...] = get_args(Engine)
 INPUT_SCALES: tuple[str, ...] = get_args(InputScale)
 #: Mann-Whitney p-value methods.
 MWU_METHODS: tuple[str, ...] = get_args(MwuMethod)
+#: How several samples of one participant enter the statistics and the stratification.
+REPEATED_RULES: tuple[str, ...] = get_args(Repeated)
+#: Drift corrections on QC samples.
+DRIFTS: tuple[str, ...] = get_args(Drift)
+#: Sample normalisations.
+NORMALISATIONS: tuple[str, ...] = get_args(Normalise)
 #: Hikikomori prevalence, Japan, ages 15-39 (Cabinet Office 2015): the default
 #: population prevalence of PPV and NPV.
 DEFAULT_PREVALENCE = 0.0157
@@ -113,6 +125,8 @@ class Source(_Section):
     criteria: str | None = _f(None, "inputs of the 2020 criteria (see hikisig assess criteria); "
                               "default with a store: the criteria recorded at visits",
                               example="criteria.csv")
+    na_values: list[str] = _f([], "missing-value codes of the file, e.g. [\"-9\", \"-99\"] (the "
+                              "usual ones such as NA and ND are always missing)")
 
 
 class Design(_Section):
@@ -124,8 +138,11 @@ class Design(_Section):
     control: str = _f("control", "label of controls")
     sex: str | None = _f("sex", "statistics are run overall and within each sex; \"\" for none")
     covariates: list[str] = _f(["age"], "covariates of log2(value) ~ group * sex + covariates")
-    participant: str | None = _f("participant", "several samples of a participant stay in one "
-                                 "CV fold")
+    participant: str | None = _f("participant", "participant column: a participant's samples "
+                                 "stay in one CV fold; \"\" when each sample is a different "
+                                 "participant")
+    repeated: Repeated = _f("first", "participants with several samples: statistics and "
+                            "stratification take the first (by visit), the mean, or all samples")
     severity: str | None = _f("hq25", "instrument (store) or column (file) used as severity")
     instruments: list[str] = _f(["hq25", "phq9", "k6", "ucla3"], "questionnaires summarised in "
                                 "the report")
@@ -137,7 +154,18 @@ class Preprocessing(_Section):
     max_missing: float = _f(0.5, "drop analytes missing in more than this share of samples",
                             ge=0, le=1)
     input_scale: InputScale = _f("linear", "or log10 / log2 / ln when the data are already "
-                                 "logged (brought back to the linear scale)")
+                                 "logged (brought back to the linear scale), or z for values on "
+                                 "an additive scale that may be negative (z-scores): no log, "
+                                 "differences of means")
+    sample_type: str = _f("sample_type", "column telling study, QC and blank samples apart")
+    qc_label: str = _f("qc", "label of pooled QC samples in that column")
+    blank_label: str = _f("blank", "label of blank samples in that column")
+    batch: str = _f("batch", "batch column (drift correction within batch)")
+    order: str = _f("injection_order", "injection order column (drift correction)")
+    qc_rsd_max: float | None = _f(None, "drop analytes whose RSD over the QC samples exceeds "
+                                  "this share", example=0.3, gt=0, le=10)
+    drift: Drift = _f("none", "or loess: QC-based drift correction within batch")
+    normalise: Normalise = _f("none", "or pqn, total, median: sample normalisation")
 
 
 class StatsSection(_Section):

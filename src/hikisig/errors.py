@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["MAX_PROBLEMS", "AlignmentError", "HikisigError", "InputError", "Problem", "ProblemCollector",
-           "TooFewSamplesError"]
+           "RunFailedError", "TooFewSamplesError"]
 
 #: Stop collecting problems of one file after this many.
 MAX_PROBLEMS = 50
@@ -25,6 +25,16 @@ class HikisigError(Exception):
 class AlignmentError(HikisigError, ValueError):
     """Per-sample values that do not line up with the samples of the data (a Series whose
     index lacks some sample ids, or an array of the wrong length)."""
+
+
+class RunFailedError(HikisigError):
+    """A stage of a study run failed after the earlier stages finished; their tables, a report
+    and ``provenance.json`` (with the failed stage) are in ``folder``. ``internal`` marks a
+    fault in hikisig itself (its traceback is in ``folder/error.log``), not in the input."""
+
+    def __init__(self, message: str, stage: str, folder: str, internal: bool = False) -> None:
+        super().__init__(message)
+        self.stage, self.folder, self.internal = stage, folder, internal
 
 
 class TooFewSamplesError(HikisigError):
@@ -83,26 +93,42 @@ class InputError(HikisigError):
     Parameters
     ----------
     problems : list of Problem
-        The problems found (at most :data:`MAX_PROBLEMS`).
+        The problems listed (at most :data:`MAX_PROBLEMS`).
     truncated : bool
-        Whether more problems were found than are listed.
+        Whether more problems were found than are listed (their number unknown).
+    total : int, optional
+        How many problems were found in all (more than are listed when the list was cut).
+
+    Examples
+    --------
+    >>> err = InputError([Problem("a.csv", "not a number", row=2)], total=58)
+    >>> print(err.render())
+    a.csv: row 2: not a number
+    ... and 57 more problems (fix these and run again)
     """
 
-    def __init__(self, problems: list[Problem], truncated: bool = False) -> None:
+    def __init__(self, problems: list[Problem], truncated: bool = False,
+                 total: int | None = None) -> None:
         self.problems = list(problems)
-        self.truncated = truncated
+        self.total = max(total if total is not None else len(self.problems), len(self.problems))
+        self.truncated = truncated or self.total > len(self.problems)
         super().__init__(self.render())
 
     def render(self) -> str:
-        """Return one line per problem."""
+        """Return one line per problem, and how many more there are when the list was cut."""
         lines = [str(p) for p in self.problems]
-        if self.truncated:
+        more = self.total - len(self.problems)
+        if more > 0:
+            lines.append(f"... and {more} more problem{'s' if more != 1 else ''} (fix these and run "
+                         "again)")
+        elif self.truncated:
             lines.append(f"(stopped after {len(self.problems)} problems; fix these and run again)")
         return "\n".join(lines)
 
 
 class ProblemCollector:
-    """Collect problems of one file and raise them together.
+    """Collect problems of one file and raise them together; beyond ``limit`` problems are
+    counted, not listed.
 
     Examples
     --------
@@ -116,7 +142,12 @@ class ProblemCollector:
         self.file = file
         self.limit = limit
         self.problems: list[Problem] = []
-        self.truncated = False
+        self.total = 0
+
+    @property
+    def truncated(self) -> bool:
+        """Whether more problems were found than are listed."""
+        return self.total > len(self.problems)
 
     def add(
         self,
@@ -125,11 +156,19 @@ class ProblemCollector:
         column: str | None = None,
         value: object = None,
     ) -> None:
-        """Record a problem (silently dropped beyond the limit)."""
+        """Record a problem (counted, not listed, beyond the limit)."""
+        self.total += 1
         if len(self.problems) >= self.limit:
-            self.truncated = True
             return
         self.problems.append(Problem(self.file, message, row, column, value))
+
+    def count(self, n: int) -> None:
+        """Count ``n`` further problems of the same kind that are not listed one by one."""
+        self.total += max(0, int(n))
+
+    def extend(self, other: ProblemCollector) -> None:
+        """Take over another collector's count (its problems are added by the caller)."""
+        self.total += other.total - len(other.problems)
 
     def full(self) -> bool:
         """Whether the limit has been reached."""
@@ -141,4 +180,4 @@ class ProblemCollector:
     def raise_if_any(self) -> None:
         """Raise :class:`InputError` if any problem was recorded."""
         if self.problems:
-            raise InputError(self.problems, self.truncated)
+            raise InputError(self.problems, total=self.total)

@@ -11,6 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from hikisig.analysis.quality import QCSummary
+from hikisig.analysis.repeated import RepeatSummary
 from hikisig.config import DEFAULT_PREVALENCE, StudyConfig
 from hikisig.models.projection import PCAScores
 from hikisig.models.result import (
@@ -97,6 +99,8 @@ class Provenance:
     platform: str
     tables: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
+    failed_stage: str | None = None
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON record."""
@@ -151,6 +155,21 @@ class RunResults:
         Consensus signature across the models.
     skipped : dict
         Stage -> why it did not run (too few samples, no severity score, disabled).
+    nonpositive : Series or None
+        Values <= 0 (below detection on a linear scale) per analyte, where there are any.
+    analyte_mapping : DataFrame or None
+        How each source column became an analyte (``analyte_mapping.csv``).
+    quality : QCSummary or None
+        QC and blank samples and what quality control did.
+    repeats : RepeatSummary or None
+        How several samples of a participant were handled.
+    markers_skipped : DataFrame or None
+        Curated derived markers not computed, with the components the data lack.
+    failed_stage, error, traceback : str or None
+        The stage that failed, its one-line error and (for a fault in hikisig) the traceback;
+        the earlier stages' results are kept.
+    running : str or None
+        The stage in progress (while running).
     warnings : list of str
         Warnings raised during the run, each once.
     methods : RunMethods
@@ -185,6 +204,15 @@ class RunResults:
     warnings: list[str] = field(default_factory=list)
     methods: RunMethods = field(default_factory=RunMethods)
     provenance: Provenance | None = None
+    nonpositive: pd.Series | None = None
+    analyte_mapping: pd.DataFrame | None = None
+    quality: QCSummary | None = None
+    repeats: RepeatSummary | None = None
+    markers_skipped: pd.DataFrame | None = None
+    failed_stage: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    running: str | None = None
 
     @property
     def models(self) -> dict[str, ModelResult]:

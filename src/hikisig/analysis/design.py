@@ -86,10 +86,11 @@ def _none(name: str | None) -> str | None:
 def resolve_design(data: Dataset, design: Design) -> ResolvedDesign:
     """Find the design's columns in the data.
 
-    A column named explicitly (a field set in the config or given on the command line)
-    must exist, and so must the group column and the sex column (set ``sex`` to ``""`` for
-    no sex strata); the defaults of ``covariates``, ``severity`` and ``participant`` are
-    used where the data have them.
+    The group column and the sex column must exist (set ``sex`` to ``""`` for no sex
+    strata), and so must every other column the design names, except the default names of
+    ``covariates`` (``age``), ``severity`` (``hq25``) and ``participant`` (``participant``):
+    those are used where the data have them, whether the config states them or not (a
+    config written by ``hikisig config init`` lists every default).
 
     Raises
     ------
@@ -103,7 +104,7 @@ def resolve_design(data: Dataset, design: Design) -> ResolvedDesign:
     >>> resolve_design(ds, Design()).covariates
     []
     """
-    given = design.model_fields_set
+    defaults = Design()
     missing: list[str] = []
 
     def need(name: str | None, required: bool) -> str | None:
@@ -117,9 +118,9 @@ def resolve_design(data: Dataset, design: Design) -> ResolvedDesign:
 
     group = need(design.group, True)
     sex = need(design.sex, True)
-    covs = [need(c, "covariates" in given) for c in design.covariates]
-    severity = need(design.severity, "severity" in given)
-    participant = need(design.participant, "participant" in given)
+    covs = [need(c, c not in defaults.covariates) for c in design.covariates]
+    severity = need(design.severity, design.severity != defaults.severity)
+    participant = need(design.participant, design.participant != defaults.participant)
     if missing:
         cols = [str(c) for c in data.obs.columns]
         shown = ", ".join(cols[:12]) + (", ..." if len(cols) > 12 else "")

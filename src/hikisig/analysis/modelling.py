@@ -82,6 +82,7 @@ def discriminate(
     test_size: float | None = _D.test_size, inner_cv: bool = _D.inner_cv,
     recalibrate: bool = _D.recalibrate, sensitivity_target: float = _D.sensitivity_target,
     prevalence: float = _PREVALENCE, seed: int = _SEED, engine: Engine | str | None = None,
+    log: bool = True,
 ) -> DiscriminationResult:
     """Case vs control classifier validated by repeated (participant-aware) cross-validation.
 
@@ -131,7 +132,7 @@ def discriminate(
         cv_folds=cv_folds, cv_repeats=cv_repeats, permutations=permutations,
         permutation_scheme=permutation_scheme, prevalence=prevalence,
         sensitivity_target=sensitivity_target, test_size=test_size, inner_cv=inner_cv,
-        recalibrate=recalibrate, n_estimators=n_estimators, seed=seed, engine=engine)
+        recalibrate=recalibrate, n_estimators=n_estimators, seed=seed, engine=engine, log=log)
     _describe(res, data)
     return res
 
@@ -142,6 +143,7 @@ def severity(
     scaling: str = _SV.scaling, max_components: int = _SV.max_components,
     cv_folds: int = _SV.cv_folds, cv_repeats: int = _SV.cv_repeats,
     permutations: int = _SV.permutations, seed: int = _SEED, engine: Engine | str | None = None,
+    log: bool = True,
 ) -> SeverityResult:
     """PLS regression of a severity score on the analytes, validated by repeated CV.
 
@@ -160,6 +162,8 @@ def severity(
     scaling, max_components, cv_folds, cv_repeats, permutations, seed, engine
         As :func:`hikisig.models.severity.severity`; defaults from
         :class:`hikisig.config.SeveritySection`.
+    log : bool
+        ``False`` for values on an additive scale (no log).
 
     Returns
     -------
@@ -203,7 +207,8 @@ def severity(
     res = _severity.severity(X, y[keep].to_numpy(dtype=float), groups=_groups(data, keep, participant),
                              ids=X.index, scaling=scaling, max_components=max_components,
                              cv_folds=cv_folds, cv_repeats=cv_repeats, permutations=permutations,
-                             seed=seed, engine=_engine(engine), target=None if name is None else str(name))
+                             seed=seed, engine=_engine(engine), target=None if name is None else str(name),
+                             log=log)
     _describe(res, data)
     return res
 
@@ -212,6 +217,7 @@ def stratify(
     data: Dataset | pd.DataFrame, *, group: Any = None, case: Any = None, control: Any = None,
     method: str = _ST.method, k: int | None = _ST.k, bootstraps: int = _ST.bootstraps,
     clinical: pd.DataFrame | None = None, seed: int = _SEED, engine: Engine | str | None = None,
+    log: bool = True,
 ) -> StratificationResult:
     """Subgroups of cases (clustering, choice of k, bootstrap stability, profiles).
 
@@ -225,6 +231,8 @@ def stratify(
     method, k, bootstraps, clinical, seed, engine
         As :func:`hikisig.models.stratify.stratify`; defaults from
         :class:`hikisig.config.StratifySection`.
+    log : bool
+        ``False`` for values on an additive scale (no log).
 
     Returns
     -------
@@ -255,7 +263,7 @@ def stratify(
                             "stratification")
     X = _matrix(data)[keep]
     res = _stratify.stratify(X, ids=X.index, method=method, k=k, bootstraps=bootstraps,
-                             clinical=clinical, seed=seed, engine=_engine(engine))
+                             clinical=clinical, seed=seed, engine=_engine(engine), log=log)
     _describe(res, data)
     return res
 

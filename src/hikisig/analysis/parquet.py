@@ -10,6 +10,7 @@ labels and the missingness filter follow the same rules as in memory
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class ParquetStatistics:
     analytes: list[str]
     markers: list[str]
     dropped: list[str]
+    mapping: pd.DataFrame
 
 
 def read_participants(path: Path, id_column: str | None) -> pd.DataFrame:
@@ -104,20 +106,25 @@ def parquet_statistics(path: Path, *, design: Design | None = None,
                        preprocessing: Preprocessing | None = None,
                        participants: Path | None = None, id_column: str | None = None,
                        markers: bool = True, quantiles: bool = True, block_size: int = 4_000_000,
-                       engine: Engine | None = None) -> ParquetStatistics:
+                       engine: Engine | None = None, na_values: Sequence[str] = ()
+                       ) -> ParquetStatistics:
     """Case-control statistics of a Parquet file or folder, reading the analytes in blocks.
 
     Every numeric column other than the id, the design's columns and columns named like
     metadata is an analyte. Analytes missing in more than ``preprocessing.max_missing`` of
     the cases and controls are left out, as in memory (their share is known after one
-    pass; when some are left out, the table is computed again without them).
+    pass; when some are left out, the table is computed again without them). ``na_values``
+    are numbers that mean "missing" in the analyte columns (Parquet holds typed values, so
+    text codes do not apply).
     """
     design, s = design or Design(), stats or StatsSection()
     pre = preprocessing or Preprocessing()
-    if pre.input_scale != "linear":
-        raise HikisigError("Parquet files are analysed out of core on the linear scale only; "
-                           "convert logged values first (input_scale = \"linear\")")
-    src = ParquetSource(path)
+    if pre.input_scale not in ("linear", "z"):
+        raise HikisigError("Parquet files are analysed out of core on the linear or an additive "
+                           "scale (input_scale = \"linear\" or \"z\"); convert logged values first")
+    additive = pre.input_scale == "z"
+    markers = markers and not additive
+    src = ParquetSource(path, na_codes=_numeric_codes(na_values))
     id_col = id_column or ("id" if "id" in src.columns else src.columns[0])
     src.require([id_col])
     meta = _metadata(src, id_col, participants, design)
@@ -138,13 +145,14 @@ def parquet_statistics(path: Path, *, design: Design | None = None,
         raise HikisigError(f"{path}: no analyte column (numeric columns other than the id and "
                            "metadata)")
     names = analyte_keys(analytes)
+    mapping = _mapping(analytes, names)
 
     def compute(columns: list[str], keys: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
         extra, formulas = (_markers(src, columns, keys, block_size) if markers else (None, {}))
         t = case_control_parquet(
             src, columns, is_case, by=meta.column(d.sex) if d.sex else None, covariates=cov,
             severity=sev, names=keys, extra=extra, tests=s.tests, mwu_method=s.mwu_method,
-            block_cells=block_size, quantiles=quantiles, engine=engine)
+            block_cells=block_size, quantiles=quantiles, engine=engine, additive=additive)
         t["formula"] = t["analyte"].map(formulas).fillna("")
         return t, formulas
 
@@ -163,7 +171,33 @@ def parquet_statistics(path: Path, *, design: Design | None = None,
         table, formulas = compute(analytes, names)
     n_case = int((is_case == True).sum())  # noqa: E712
     return ParquetStatistics(table, n_case, n - n_case, src.n_rows, len(src.files), names,
-                             list(formulas), dropped)
+                             list(formulas), dropped, mapping)
+
+
+def _mapping(columns: list[str], keys: list[str]) -> pd.DataFrame:
+    """``analyte_mapping.csv`` of a Parquet source (see :meth:`Dataset.analyte_mapping`)."""
+    from hikisig.catalog import load_catalog
+    from hikisig.cohort.dataset import MAPPING_COLUMNS
+
+    cat = load_catalog()
+    rows = []
+    for col, key in zip(columns, keys, strict=True):
+        a, how = cat.match(col)
+        hit = a is not None and a.id == key
+        rows.append((col, key if hit else None, a.display_name if hit and a else col,
+                     a.class_ if hit and a else None, how if hit else "unmatched"))
+    return pd.DataFrame(rows, columns=list(MAPPING_COLUMNS))
+
+
+def _numeric_codes(na_values: Sequence[str]) -> tuple[float, ...]:
+    codes = []
+    for text in na_values:
+        try:
+            codes.append(float(text))
+        except ValueError:
+            raise HikisigError(f"--na-values {text!r}: a Parquet file holds typed values, so only "
+                               "numeric codes (such as -9) apply") from None
+    return tuple(codes)
 
 
 def _markers(src: ParquetSource, columns: list[str], names: list[str], block: int

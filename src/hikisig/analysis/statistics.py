@@ -75,6 +75,7 @@ def case_control(
     n_jobs: int | None = None,
     quantiles: bool = True,
     engine: Engine | str | None = None,
+    additive: bool = False,
 ) -> pd.DataFrame:
     """Sex-stratified case-control statistics for every analyte (and derived marker).
 
@@ -103,10 +104,14 @@ def case_control(
     tests : sequence of {"welch", "student", "mwu"}
     mwu_method : {"asymptotic", "exact"}
     markers : bool
-        With a Dataset, add the curated derived markers whose inputs exist (ratios and
-        sums of catalog analytes; their formula in the ``formula`` column).
+        With a Dataset, add the curated derived markers whose required components are all
+        present (ratios and sums of catalog analytes; their formula in the ``formula``
+        column; see :func:`hikisig.prep.marker_status`).
     ci, block_cells, n_jobs, quantiles, engine
         As :func:`hikisig.stats.case_control`.
+    additive : bool
+        Values on an additive scale that may be negative (z-scores): no log anywhere,
+        effects are differences of means, fold-change columns are empty.
 
     Returns
     -------
@@ -143,13 +148,13 @@ def case_control(
            else _values(data, severity, "severity"))
     X = data.X if isinstance(data, Dataset) else data
     formulas: dict[str, str] = {}
-    if isinstance(data, Dataset) and markers:
+    if isinstance(data, Dataset) and markers and not additive:
         values, notes = derived_markers(X)
         X = X.join(values)
         formulas = notes["formula"].to_dict() if len(notes) else {}
     table = _kernel(X, is_case, by=_values(data, by, "by"), covariates=cov, severity=sev,
                     tests=tests, mwu_method=mwu_method, ci=ci, block_cells=block_cells,
-                    n_jobs=n_jobs, quantiles=quantiles, engine=engine)
+                    n_jobs=n_jobs, quantiles=quantiles, engine=engine, additive=additive)
     if isinstance(data, Dataset):
         table["formula"] = table["analyte"].map(formulas).fillna("")
     return table

@@ -17,7 +17,7 @@ from hikisig.cli import synth as _synth  # noqa: F401  (registers commands)
 from hikisig.cli import web as _web  # noqa: F401  (registers commands)
 from hikisig.cli.app import app
 from hikisig.cli.common import err
-from hikisig.errors import HikisigError, InputError
+from hikisig.errors import HikisigError, InputError, RunFailedError
 
 __all__ = ["app", "main"]
 
@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``hikisig`` console script."""
     try:
         app(args=argv, prog_name="hikisig")
+    except RunFailedError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(1 if exc.internal else 2)
     except InputError as exc:
         for line in exc.render().splitlines():
             err.print(f"error: {line}", markup=False)

@@ -62,7 +62,8 @@ def import_measurements_cmd(
     meta_columns: Annotated[str | None, typer.Option(
         help="Comma-separated metadata columns that are not analytes (wide).")] = None,
     na_values: Annotated[str | None, typer.Option(
-        help="Comma-separated missing-value codes, e.g. '-9,-99,NA,<LOD'.")] = None,
+        help="Comma-separated missing-value codes added to the default ones (NA, ND, ...), "
+             "e.g. '-9,-99'.")] = None,
     sheet: Annotated[str | None, typer.Option(help="Excel sheet (wide).")] = None,
     decimal_comma: Annotated[bool, typer.Option(help="Cells use a decimal comma (12,5).")] = False,
     unit_row: Annotated[bool, typer.Option(help="The first row under the header holds units.")] = False,

@@ -19,6 +19,7 @@ from hikisig.cli.options import (
     EngineOpt,
     InputScaleOpt,
     MaxMissingOpt,
+    NaValuesOpt,
     SchedulerOpt,
     SeedOpt,
     WorkersOpt,
@@ -67,7 +68,7 @@ ParticipantOpt = Annotated[str | None, typer.Option(
 VisitOpt = Annotated[int | None, typer.Option(help="Visit to analyse (store; default: first).")]
 
 
-def _fit(ctx: typer.Context, file: Path | None, id_column: str | None, design: Design,
+def _fit(ctx: typer.Context, file: Path | None, read: tuple[str | None, str | None], design: Design,
          pre: tuple[float, str], visit: int | None, engine: tuple[str, str | None, int | None],
          fit: Callable[[StudyData, Engine], ModelResult], out_dir: Path,
          min_per_group: int = 0) -> None:
@@ -77,7 +78,7 @@ def _fit(ctx: typer.Context, file: Path | None, id_column: str | None, design: D
     from hikisig.engine import open_engine
 
     with reported_warnings(), open_engine(*engine) as eng:
-        study = load_study(source_from(ctx, file, id_column=id_column), design,
+        study = load_study(source_from(ctx, file, None, *read), design,
                            preprocessing_from(*pre), visit=visit, min_per_group=min_per_group)
         result = fit(study, eng)
     err.print(result.summary(), markup=False)
@@ -116,6 +117,7 @@ def discriminate_cmd(
     max_missing: MaxMissingOpt = _PRE.max_missing,
     input_scale: InputScaleOpt = _PRE.input_scale,
     visit: VisitOpt = None,
+    na_values: NaValuesOpt = None,
     engine: EngineOpt = "serial",
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
@@ -138,7 +140,8 @@ def discriminate_cmd(
                        inner_cv=inner_cv, recalibrate=recalibrate)
     design = design_from(group=group, case=case, control=control, participant=participant_column,
                          sex="none", covariates="none", severity="none")
-    _fit(ctx, file, id_column, design, (max_missing, input_scale), visit, (engine, scheduler, workers),
+    _fit(ctx, file, (id_column, na_values), design, (max_missing, input_scale), visit,
+         (engine, scheduler, workers),
          lambda study, eng: study.discriminate(section, prevalence=prevalence, seed=seed, engine=eng),
          out_dir)
 
@@ -167,6 +170,7 @@ def severity_cmd(
     max_missing: MaxMissingOpt = _PRE.max_missing,
     input_scale: InputScaleOpt = _PRE.input_scale,
     visit: VisitOpt = None,
+    na_values: NaValuesOpt = None,
     engine: EngineOpt = "serial",
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
@@ -184,7 +188,8 @@ def severity_cmd(
                        permutations=permutations)
     design = design_from(group=group, case=case, control=control, participant=participant_column,
                          severity=target, sex="none", covariates="none")
-    _fit(ctx, file, id_column, design, (max_missing, input_scale), visit, (engine, scheduler, workers),
+    _fit(ctx, file, (id_column, na_values), design, (max_missing, input_scale), visit,
+         (engine, scheduler, workers),
          lambda study, eng: study.severity(section, seed=seed, engine=eng), out_dir)
 
 
@@ -204,6 +209,7 @@ def stratify_cmd(
     max_missing: MaxMissingOpt = _PRE.max_missing,
     input_scale: InputScaleOpt = _PRE.input_scale,
     visit: VisitOpt = None,
+    na_values: NaValuesOpt = None,
     engine: EngineOpt = "serial",
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
@@ -218,7 +224,8 @@ def stratify_cmd(
     section = _section(StratifySection, method=method, k=k, bootstraps=bootstraps)
     design = design_from(group=group, case=case, control=control, sex="none", covariates="none",
                          severity="none")
-    _fit(ctx, file, id_column, design, (max_missing, input_scale), visit, (engine, scheduler, workers),
+    _fit(ctx, file, (id_column, na_values), design, (max_missing, input_scale), visit,
+         (engine, scheduler, workers),
          lambda study, eng: study.stratify(section, seed=seed, engine=eng), out_dir)
 
 
@@ -262,6 +269,7 @@ def predict_cmd(
     participant_column: Annotated[str | None, typer.Option(
         help="Participant column (with --visit-column: change from baseline per participant).")] = None,
     visit_column: Annotated[str | None, typer.Option(help="Visit column.")] = None,
+    na_values: NaValuesOpt = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="Output CSV (default: stdout).")] = None,
 ) -> None:
     """Apply a saved model: probability and predicted group (discrimination), predicted
@@ -280,7 +288,7 @@ def predict_cmd(
     loaded = load_model(model)
     meta = [c for c in (participant_column, visit_column) if c]
     with reported_warnings():
-        ds = read_table(file, id_column=id_column, meta_columns=meta)
+        ds = read_table(file, id_column=id_column, meta_columns=meta, na_values=na_values)
         pred = predict(loaded, ds)
     if participant_column and visit_column:
         if loaded.follow_up_score is None:

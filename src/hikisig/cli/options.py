@@ -14,8 +14,8 @@ import typer
 from hikisig.cli.common import options, setting
 from hikisig.config import Design, Preprocessing, RunSection, Source
 
-__all__ = ["EngineOpt", "InputScaleOpt", "MaxMissingOpt", "SchedulerOpt", "SeedOpt", "WorkersOpt",
-           "design_from", "preprocessing_from", "source_from"]
+__all__ = ["EngineOpt", "InputScaleOpt", "MaxMissingOpt", "NaValuesOpt", "SchedulerOpt", "SeedOpt",
+           "WorkersOpt", "design_from", "preprocessing_from", "source_from", "split_codes"]
 
 EngineOpt = Annotated[str, typer.Option("--engine", help="serial|loky|dask (same results).")]
 SchedulerOpt = Annotated[str | None, typer.Option(
@@ -28,8 +28,11 @@ MaxMissingOpt = Annotated[float, setting(
     Preprocessing, "max_missing", "Leave out analytes missing in more than this share of the "
     "cases and controls.")]
 InputScaleOpt = Annotated[str, typer.Option(
-    help="Scale of the values: linear, or log10/log2/ln when already logged (brought back to "
-         "the linear scale).")]
+    help="Scale of the values: linear; log10/log2/ln when already logged (brought back to the "
+         "linear scale); z for values on an additive scale that may be negative (z-scores).")]
+NaValuesOpt = Annotated[str | None, typer.Option(
+    help="Comma-separated missing-value codes of the file, added to the default ones (NA, ND, "
+         "...), e.g. '-9,-99'.")]
 
 
 def _none(text: str) -> bool:
@@ -66,8 +69,13 @@ def preprocessing_from(max_missing: float, input_scale: str) -> Preprocessing:
 
 
 def source_from(ctx: typer.Context, file: Path | None, db: str | None = None,
-                id_column: str | None = None) -> Source:
+                id_column: str | None = None, na_values: str | None = None) -> Source:
     """Where a command reads: a table, else the store (``--db``, ``--study``)."""
     g = options(ctx)
     return Source(file=None if file is None else str(file), db=db or g.db, study=g.study,
-                  id_column=id_column)
+                  id_column=id_column, na_values=split_codes(na_values))
+
+
+def split_codes(text: str | None) -> list[str]:
+    """The codes of a comma-separated ``--na-values``."""
+    return [c.strip() for c in (text or "").split(",") if c.strip()]

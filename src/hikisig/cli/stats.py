@@ -19,11 +19,13 @@ from hikisig.cli.options import (
     EngineOpt,
     InputScaleOpt,
     MaxMissingOpt,
+    NaValuesOpt,
     SchedulerOpt,
     WorkersOpt,
     design_from,
     preprocessing_from,
     source_from,
+    split_codes,
 )
 from hikisig.config import Preprocessing, StatsSection
 from hikisig.errors import HikisigError
@@ -73,6 +75,14 @@ def stats_cmd(
     visit: Annotated[int | None, typer.Option(help="Visit to analyse (store; default: first).")] = None,
     id_column: Annotated[str | None, typer.Option(
         help="Sample id column (default: a column named like a sample id, else the first).")] = None,
+    participant_column: Annotated[str | None, typer.Option(
+        help="Participant column (default: participant; 'none': one sample per participant). "
+             "With several samples per participant the statistics use one each "
+             "(--repeated).")] = None,
+    repeated: Annotated[str | None, typer.Option(
+        help="first|mean|all: which samples of a participant the statistics use "
+             "(default: first, by visit).")] = None,
+    na_values: NaValuesOpt = None,
     participants: Annotated[Path | None, typer.Option(
         help="Parquet input: a participants table (CSV or Parquet) with the metadata "
              "columns, joined on the id column (e.g. participants.csv of hikisig synth).")] = None,
@@ -87,6 +97,9 @@ def stats_cmd(
     db: Annotated[str | None, typer.Option("--db", help="Read this store (same as the global --db).")] = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="Output .csv or .parquet "
                                                   "(default: CSV on stdout).")] = None,
+    mapping: Annotated[Path | None, typer.Option(
+        help="Where to write analyte_mapping.csv (source_column, analyte_id, name, class, match; "
+             "default: beside --out).")] = None,
 ) -> None:
     """Case-control statistics for every analyte and derived marker: overall, within each
     sex, and log2(value) ~ group * sex + covariates (group effect per sex, interaction p).
@@ -112,36 +125,45 @@ def stats_cmd(
     section = StatsSection.model_validate({"tests": _tests(test),
                                            "mwu_method": _choice(mwu_method, "--mwu-method")})
     design = design_from(group=group, case=case, control=control, sex=by, covariates=covariates,
-                         severity=severity)
+                         severity=severity, participant=participant_column, repeated=repeated)
     pre = preprocessing_from(max_missing=max_missing, input_scale=input_scale)
     if participants is not None and (file is None or not is_parquet(file)):
         raise HikisigError("--participants is for a Parquet file or folder")
+
     with reported_warnings(), open_engine(engine, scheduler, workers) as eng:
         if file is not None and is_parquet(file):
             res = parquet_statistics(file, design=design, stats=section, preprocessing=pre,
                                      participants=participants, id_column=id_column,
                                      markers=markers, quantiles=quantiles, block_size=block_size,
-                                     engine=eng)
+                                     engine=eng, na_values=split_codes(na_values))
             table, n_case, n_control = res.table, res.n_case, res.n_control
+            analytes = res.mapping
             n_analytes, n_markers = len(res.analytes), len(res.markers)
             err.print(f"{res.n_rows} rows x {n_analytes} analytes in {res.n_files} Parquet file(s), "
                       f"read in blocks of about {block_size} values", markup=False)
         else:
-            study = load_study(source_from(ctx, file, db, id_column), design, pre, visit=visit)
+            study = load_study(source_from(ctx, file, db, id_column, na_values), design, pre,
+                               visit=visit)
             table = study.statistics(section, markers=markers, quantiles=quantiles,
                                      block_cells=block_size, engine=eng)
-            n_case = int(study.is_case.sum())
-            n_control = int((~study.is_case).sum())
+            is_case = study.stats_data.column(study.design.group).astype(str) == study.design.case
+            n_case, n_control = int(is_case.sum()), int((~is_case).sum())
             n_analytes = study.data.shape[1]
             n_markers = int(table["analyte"].nunique()) - n_analytes
+            analytes = study.data.analyte_mapping()
     formulas = table.loc[table["formula"] != "", "analyte"].unique().tolist()
     if formulas:
         err.print(f"derived markers: {', '.join(formulas)} (formulas in the 'formula' column)",
                   markup=False)
     sig = table[(table["q"] < 0.05) & (table["stratum"] != "cases")]
-    err.print(f"{n_case} cases, {n_control} controls; {n_analytes} analytes + "
-              f"{n_markers} derived markers; {len(sig)} results with q < 0.05", markup=False)
+    unmatched = int((analytes["match"] == "unmatched").sum())
+    err.print(f"{n_case} cases, {n_control} controls; {n_analytes} analytes ({unmatched} not in "
+              f"the catalog, analysed under their own names) + {n_markers} derived markers; "
+              f"{len(sig)} results with q < 0.05", markup=False)
     write_table(table, out_path)
+    target = mapping or (out_path.with_name("analyte_mapping.csv") if out_path is not None else None)
+    if target is not None:
+        write_table(analytes, target)
 
 
 def _choice(value: str, flag: str) -> Any:

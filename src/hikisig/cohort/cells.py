@@ -17,10 +17,15 @@ import pandas as pd
 
 from hikisig.errors import ProblemCollector
 
-__all__ = ["DEFAULT_NA_VALUES", "CellBlock", "parse_cells", "parse_na_values", "text_columns"]
+__all__ = ["DEFAULT_NA_VALUES", "SUSPECT_CODES", "CellBlock", "MissingCodeWarning", "parse_cells",
+           "parse_na_values", "suspect_codes", "text_columns"]
 
 #: Missing-value codes recognised when the user gives none.
 DEFAULT_NA_VALUES = ("NA", "N/A", "NaN", "nan", "NULL", "null", "ND", "n.d.", "-", ".", "#N/A")
+
+#: Numbers that labs and tools often use to mean "missing": a column holding one of them more
+#: than once, undeclared, gets a warning.
+SUSPECT_CODES = (-9.0, -99.0, -999.0, 999.0, 9999.0)
 
 FLAG_MISSING = "missing"
 FLAG_BELOW = "below_lod"
@@ -49,19 +54,21 @@ class CellBlock:
 
 
 def parse_na_values(text: str | Sequence[str] | None) -> tuple[str, ...]:
-    """Split a ``--na-values`` option (comma-separated) into codes.
+    """The missing-value codes of a ``--na-values`` option (comma-separated, or a list): the
+    codes given, added to the default ones (:data:`DEFAULT_NA_VALUES`).
 
     Examples
     --------
-    >>> parse_na_values("-9, -99,NA")
-    ('-9', '-99', 'NA')
+    >>> parse_na_values("-9, -99,NA")[-2:]
+    ('-9', '-99')
     >>> parse_na_values(None) == DEFAULT_NA_VALUES
     True
     """
     if text is None:
         return DEFAULT_NA_VALUES
     items = text.split(",") if isinstance(text, str) else list(text)
-    return tuple(s.strip() for s in items if s.strip())
+    given = [str(s).strip() for s in items if str(s).strip()]
+    return tuple(dict.fromkeys([*DEFAULT_NA_VALUES, *given]))
 
 
 def _to_text(block: pd.DataFrame) -> np.ndarray:
@@ -82,6 +89,42 @@ def _to_text(block: pd.DataFrame) -> np.ndarray:
             texts[~is_float] = s[~is_float].astype(str).str.strip().to_numpy()
         out[keep] = texts
     return out.reshape(arr.shape)
+
+
+class MissingCodeWarning(UserWarning):
+    """A column holds a number often used as a missing-value code, and it was not declared."""
+
+
+def suspect_codes(values: np.ndarray, columns: Sequence[str], declared: Sequence[str], *,
+                  file: str = "") -> list[str]:
+    """Warnings for undeclared usual missing-value codes (:data:`SUSPECT_CODES`) found more
+    than once in a column of parsed values (one message per code).
+
+    Examples
+    --------
+    >>> print(suspect_codes(np.array([[-9.0], [-9.0], [3.0]]), ["putrescine"], ["NA"])[0][:48])
+    column 'putrescine' holds -9 in 2 rows: if it me
+    """
+    taken = set()
+    for d in declared:
+        with contextlib.suppress(ValueError):
+            taken.add(float(d))
+    out = []
+    for code in SUSPECT_CODES:
+        if code in taken or not values.size:
+            continue
+        counts = np.count_nonzero(values == code, axis=0)
+        hit = np.flatnonzero(counts > 1)
+        if not hit.size:
+            continue
+        text = _fmt(code)
+        where = ", ".join(f"{columns[j]!r} ({int(counts[j])})" for j in hit[:5])
+        more = f" and {hit.size - 5} more columns" if hit.size > 5 else ""
+        head = (f"column {columns[hit[0]]!r} holds {text} in {int(counts[hit[0]])} rows"
+                if hit.size == 1 else f"columns {where}{more} hold {text}")
+        out.append(f"{file + ': ' if file else ''}{head}: if it means missing, declare it with "
+                   f"--na-values {text} (source.na_values in a study config)")
+    return out
 
 
 def text_columns(block: pd.DataFrame, na_values: Sequence[str] = DEFAULT_NA_VALUES) -> list[str]:
@@ -188,7 +231,18 @@ def parse_cells(
             parsed[good_idx] = np.asarray(num_text.to_numpy()[ok], dtype=np.float64)
         bad_idx = cand_idx[~ok]
         ncols = len(text_cols)
-        for k in bad_idx[: problems.limit]:
+        # a column in which no cell is a number holds labels: one line for it, with a hint
+        bad_cols = np.bincount(bad_idx % ncols, minlength=ncols) if bad_idx.size else np.zeros(ncols)
+        given = np.bincount(cand_idx % ncols, minlength=ncols) if cand_idx.size else np.zeros(ncols)
+        labels = (bad_cols > 1) & (bad_cols == given) & ~(below | above).reshape(-1, ncols).any(axis=0)
+        for col in np.flatnonzero(labels):
+            first = bad_idx[bad_idx % ncols == col][0]
+            problems.add(f"holds text in every row, not numbers ({int(bad_cols[col])} cells): if it "
+                         "is metadata, name it with --meta-columns", row=int(rows[first // ncols]),
+                         column=str(block.columns[text_cols[col]]), value=str(flat[first]))
+        cells = bad_idx[~labels[bad_idx % ncols]]
+        shown = cells[: max(0, problems.limit - len(problems))]
+        for k in shown:
             ri, ci = divmod(int(k), ncols)
             val = str(flat[k])
             hint = "is not a number"
@@ -197,6 +251,7 @@ def parse_cells(
                 hint = "is not a number; use a dot as decimal separator, or --decimal-comma"
             problems.add(hint + " (expected a number, a missing-value code or <LOD/>ULOQ)",
                          row=int(rows[ri]), column=str(block.columns[text_cols[ci]]), value=val)
+        problems.count(len(cells) - len(shown))
         block_vals = parsed.reshape(txt.shape)
         values[:, text_cols] = block_vals
         for mask, flag in ((is_na, FLAG_MISSING), (below, FLAG_BELOW), (above, FLAG_ABOVE)):
@@ -207,6 +262,16 @@ def parse_cells(
                 flag_c.append(np.asarray(text_cols)[c])
                 flags.extend([flag] * idx.size)
                 raws.extend(str(x) for x in flat[idx])
+    infinite = np.isinf(values)
+    if infinite.any():
+        r_inf, c_inf = np.nonzero(infinite)
+        room = max(0, problems.limit - len(problems))
+        for r, c in zip(r_inf[:room], c_inf[:room], strict=True):
+            problems.add("is not a finite number (expected a number, a missing-value code or "
+                         "<LOD/>ULOQ)", row=int(rows[r]), column=str(block.columns[c]),
+                         value=_fmt(values[r, c]))
+        problems.count(len(r_inf) - min(room, len(r_inf)))
+        values[infinite] = np.nan
     if na_num_arr.size:
         hit = np.isin(values, na_num_arr)
         if hit.any():
@@ -226,4 +291,5 @@ def parse_cells(
 
 
 def _fmt(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else repr(float(v))
+    f = float(v)
+    return str(int(f)) if f.is_integer() else repr(f)

@@ -27,14 +27,16 @@ from hikisig.errors import HikisigError, InputError, Problem
 if TYPE_CHECKING:
     from hikisig.cohort.store import Store
 
-__all__ = ["OBS_COLUMNS", "VAR_COLUMNS", "Dataset", "load_dataset"]
+__all__ = ["MAPPING_COLUMNS", "OBS_COLUMNS", "VAR_COLUMNS", "Dataset", "load_dataset"]
 
 #: Standard sample metadata columns, in this order, before free-form attributes.
 OBS_COLUMNS = ("participant", "visit", "visit_date", "sample_type", "matrix", "batch",
                "injection_order", "group", "sex", "age", "birth_year", "medication_free", "site")
 #: Standard analyte annotation columns.
-VAR_COLUMNS = ("display_name", "catalog_id", "source_name", "unit", "class", "subclass",
-               "chain_length", "double_bonds", "hmdb", "loinc")
+VAR_COLUMNS = ("display_name", "catalog_id", "source_name", "unit", "match", "class", "subclass",
+               "chain_length", "double_bonds", "hmdb", "kegg", "loinc")
+#: Columns of an analyte mapping (``analyte_mapping.csv``).
+MAPPING_COLUMNS = ("source_column", "analyte_id", "name", "class", "match")
 
 
 @dataclass(eq=False)
@@ -93,6 +95,7 @@ class Dataset:
         if not isinstance(self.X, pd.DataFrame):
             raise HikisigError(f"{where}: X must be a DataFrame (samples x analytes)")
         self.X = _float_frame(self.X, where)
+        _finite(self.X, where)
         _unique(self.X.index, "sample id", where)
         _unique(self.X.columns, "analyte", where)
         if self.obs is None or (self.obs.shape == (0, 0) and len(self.X)):
@@ -146,6 +149,20 @@ class Dataset:
                                       column=name)])
         return self.obs[found]
 
+    def analyte_mapping(self) -> pd.DataFrame:
+        """How each source column became an analyte: ``source_column``, ``analyte_id`` (the
+        catalog id, empty when unmatched), ``name``, ``class`` and ``match`` (``exact``,
+        ``synonym`` or ``unmatched``; unmatched columns are analysed under their own name).
+        This is ``analyte_mapping.csv`` of a run and of ``hikisig stats``."""
+        v = self.var
+        return pd.DataFrame({
+            "source_column": v["source_name"].to_numpy() if "source_name" in v else v.index,
+            "analyte_id": v["catalog_id"].to_numpy() if "catalog_id" in v else None,
+            "name": v["display_name"].to_numpy() if "display_name" in v else v.index,
+            "class": v["class"].to_numpy() if "class" in v else None,
+            "match": v["match"].to_numpy() if "match" in v else "unmatched",
+        }, columns=list(MAPPING_COLUMNS))
+
     def subset(self, samples: Any = None, analytes: Any = None) -> Dataset:
         """A new Dataset with some samples and/or analytes.
 
@@ -183,10 +200,11 @@ class Dataset:
         study : str, optional
             Study name (default: the only study in the store).
         visit : int, "all" or None
-            The visit to take: None is each participant's first visit with a sample; an
-            int that visit; ``"all"`` every visit.
+            The visit of the study samples: None is each participant's first visit with a
+            sample; an int that visit; ``"all"`` every visit.
         sample_type : str or None
-            Keep samples of this type (``study``; ``None`` keeps QC and blank samples too).
+            Keep samples of this type (``study``; ``None`` keeps QC and blank samples too,
+            which have no visit).
 
         Examples
         --------
@@ -199,17 +217,20 @@ class Dataset:
             store.require_ready()
             name = study or store.only_study()
             ds = load_dataset(store, name)
-            keep = np.ones(ds.shape[0], dtype=bool)
-            if sample_type is not None:
-                keep &= (ds.obs["sample_type"] == sample_type).to_numpy()
+            study_samples = (ds.obs["sample_type"] == "study").to_numpy()
+            keep = (np.ones(ds.shape[0], dtype=bool) if sample_type is None
+                    else (ds.obs["sample_type"] == sample_type).to_numpy())
             visits = ds.obs["visit"]
+            chosen = np.ones(ds.shape[0], dtype=bool)
             if visit is None:
-                first = visits[keep].groupby(ds.obs["participant"][keep]).transform("min")
-                keep &= (visits == first.reindex(visits.index)).fillna(False).to_numpy(dtype=bool)
+                first = visits[study_samples].groupby(ds.obs["participant"][study_samples]
+                                                      ).transform("min")
+                chosen = (visits == first.reindex(visits.index)).fillna(False).to_numpy(dtype=bool)
             elif visit != "all":
                 if not isinstance(visit, int | np.integer):
                     raise HikisigError(f"visit must be a visit number, 'all' or None; got {visit!r}")
-                keep &= (visits == int(visit)).fillna(False).to_numpy(dtype=bool)
+                chosen = (visits == int(visit)).fillna(False).to_numpy(dtype=bool)
+            keep &= chosen | ~study_samples  # QC and blank samples have no visit
             ds = ds.subset(keep)
             _add_scores(store, ds)
         finally:
@@ -260,6 +281,15 @@ def _float_frame(X: pd.DataFrame, where: str) -> pd.DataFrame:
     if all(dt == np.float64 for dt in X.dtypes):
         return X
     return X.astype(np.float64)
+
+
+def _finite(X: pd.DataFrame, where: str) -> None:
+    r, c = np.nonzero(np.isinf(X.to_numpy()))
+    if len(r):
+        cells = ", ".join(f"{X.columns[j]!r} of sample {X.index[i]!r}" for i, j in zip(r[:5], c[:5],
+                                                                                    strict=True))
+        more = f" and {len(r) - 5} more" if len(r) > 5 else ""
+        raise HikisigError(f"{where}: infinite values are not measurements: {cells}{more}")
 
 
 def _unique(index: pd.Index, what: str, where: str) -> None:
@@ -440,6 +470,11 @@ def _var(an: pd.DataFrame, columns: pd.Index) -> pd.DataFrame:
     var["catalog_id"] = an["catalog_id"].to_numpy()
     var["source_name"] = an["source_name"].to_numpy()
     var["unit"] = an["unit"].to_numpy()
+    if "match" in an:
+        var["match"] = an["match"].to_numpy()
+    else:  # the store keeps the source name: how it matched is the catalog's answer
+        var["match"] = [cat.match(str(n))[1] if isinstance(c, str) else "unmatched"
+                        for n, c in zip(an["source_name"], an["catalog_id"], strict=True)]
     recs = []
     for cid in an["catalog_id"].tolist():
         a = cat.get(cid) if isinstance(cid, str) and cid in cat else None
@@ -449,10 +484,11 @@ def _var(an: pd.DataFrame, columns: pd.Index) -> pd.DataFrame:
             "chain_length": a.chain_length if a else None,
             "double_bonds": a.double_bonds if a else None,
             "hmdb": a.hmdb if a else None,
+            "kegg": a.kegg if a else None,
             "loinc": a.loinc if a else None,
         })
     cat_cols = pd.DataFrame.from_records(recs, index=columns) if recs else pd.DataFrame(
-        index=columns, columns=["class", "subclass", "chain_length", "double_bonds", "hmdb",
+        index=columns, columns=["class", "subclass", "chain_length", "double_bonds", "hmdb", "kegg",
                                 "loinc"])
     for col in cat_cols.columns:
         var[col] = cat_cols[col]

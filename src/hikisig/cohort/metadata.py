@@ -154,10 +154,11 @@ def _cell_text(v: Any) -> str:
     return str(v).strip()
 
 
-def metadata_mapping(columns: Sequence[Any], fields: dict[str, str] | None = None
-                     ) -> dict[Any, str]:
+def metadata_mapping(columns: Sequence[Any], fields: dict[str, str] | None = None,
+                     exclude: frozenset[str] = frozenset()) -> dict[Any, str]:
     """Column -> standard field, for the columns that name one (the first column of each field
-    wins; later ones stay free-form attributes).
+    wins; later ones stay free-form attributes). Fields in ``exclude`` are not assigned (a
+    table whose id column gives the sample keeps a ``Sample Name`` column as an attribute).
 
     Examples
     --------
@@ -170,7 +171,7 @@ def metadata_mapping(columns: Sequence[Any], fields: dict[str, str] | None = Non
         if col in mapping:
             continue
         field = canonical_field(str(col))
-        if field is not None and field not in taken:
+        if field is not None and field not in taken and field not in exclude:
             mapping[col] = field
             taken.add(field)
     return mapping
@@ -182,6 +183,7 @@ def parse_metadata(
     problems: ProblemCollector,
     *,
     fields: dict[str, str] | None = None,
+    exclude: frozenset[str] = frozenset({"sample"}),
 ) -> pd.DataFrame:
     """Parse metadata columns into standard fields plus free-form attributes.
 
@@ -196,6 +198,9 @@ def parse_metadata(
     fields : dict, optional
         Explicit column -> standard field mapping; other columns are recognised
         by name (:data:`FIELD_ALIASES`).
+    exclude : set of str
+        Standard fields not to assign (default ``sample``: the sample id comes from the id
+        column; a further column named like a sample id is an attribute).
 
     Returns
     -------
@@ -211,7 +216,7 @@ def parse_metadata(
     >>> out["sex"].tolist(), out["attributes"].tolist()
     (['M', 'F'], [{'bmi': '22.5'}, {}])
     """
-    mapping = metadata_mapping(list(frame.columns), fields)
+    mapping = metadata_mapping(list(frame.columns), fields, exclude)
     out = pd.DataFrame(index=frame.index)
     attr_cols = [c for c in frame.columns if c not in mapping]
     for col, field in mapping.items():

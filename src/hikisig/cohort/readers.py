@@ -21,7 +21,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hikisig.cohort.cells import CellBlock, parse_cells, parse_na_values, text_columns
+from hikisig.cohort.cells import (
+    CellBlock,
+    MissingCodeWarning,
+    parse_cells,
+    parse_na_values,
+    suspect_codes,
+    text_columns,
+)
 from hikisig.cohort.metadata import canonical_field, metadata_mapping, parse_metadata
 from hikisig.errors import HikisigError, InputError, Problem, ProblemCollector
 
@@ -166,6 +173,13 @@ def file_sha256(*paths: Path) -> str:
     return hashlib.sha256("".join(digests).encode()).hexdigest()
 
 
+def _listed(items: Any, pc: ProblemCollector) -> Any:
+    """The items a collector still lists; the others are counted ("... and 57 more")."""
+    room = max(0, pc.limit - len(pc))
+    pc.count(len(items) - min(room, len(items)))
+    return items[:room]
+
+
 def _fail(file: str, message: str, **kw: Any) -> InputError:
     return InputError([Problem(file, message, **kw)])
 
@@ -302,8 +316,13 @@ def _read_any_table(path: Path, opts: ReadOptions) -> tuple[pd.DataFrame, int]:
 
 
 def _guess_id_column(columns: Sequence[str]) -> str:
+    """The sample id column: one named like a sample id, else one named ``id``, else one named
+    like a participant, else the first column."""
     for c in columns:
         if canonical_field(str(c)) == "sample":
+            return str(c)
+    for c in columns:
+        if str(c).strip().casefold() == "id":
             return str(c)
     for c in columns:
         if canonical_field(str(c)) == "participant":
@@ -340,18 +359,22 @@ def _finish_samples(meta: pd.DataFrame, ids: list[str], rows: list[int], file: s
 
 
 def _variables(names: list[str], units: list[str | None], labels: list[str] | None = None,
-               attributes: list[dict[str, Any]] | None = None) -> pd.DataFrame:
-    return pd.DataFrame({
+               attributes: list[dict[str, Any]] | None = None,
+               rows: list[int] | None = None) -> pd.DataFrame:
+    out = pd.DataFrame({
         "name": names,
         "label": labels if labels is not None else names,
         "unit": units,
         "attributes": attributes if attributes is not None else [{} for _ in names],
     })
+    if rows is not None:
+        out["row"] = rows
+    return out
 
 
 def _table(file: str, fmt: str, sha: str, samples: pd.DataFrame, variables: pd.DataFrame,
            cells: CellBlock, meta_source: Sequence[Any] = ()) -> ParsedTable:
-    mapping = metadata_mapping(list(meta_source))
+    mapping = metadata_mapping(list(meta_source), exclude=frozenset({"sample"}))
     return ParsedTable(file, fmt, sha, samples.reset_index(drop=True), variables, cells.values,
                        cells.flag_rows, cells.flag_cols, cells.flags, cells.raws,
                        meta_columns={str(c): str(mapping.get(c, c)) for c in meta_source})
@@ -446,7 +469,7 @@ def read_long(path: Path, opts: ReadOptions) -> ParsedTable:
             for k, v in cols.items()}
     analyte = text["analyte"]
     unit = text.get("unit", pd.Series([""] * n, index=df.index))
-    for r in np.flatnonzero((analyte == "").to_numpy())[:20]:
+    for r in _listed(np.flatnonzero((analyte == "").to_numpy()), pc):
         pc.add("empty analyte name", row=int(rows[r]), column=cols["analyte"])
     meta_frame = pd.DataFrame({cols[k]: df[cols[k]] for k in cols
                                if k not in ("analyte", "value", "unit")})
@@ -460,13 +483,13 @@ def read_long(path: Path, opts: ReadOptions) -> ParsedTable:
     first_idx = pd.Series(np.arange(n)).groupby(codes).first().to_numpy()
     meta_first = meta_frame.iloc[first_idx].reset_index(drop=True)
     meta_rows = [int(rows[i]) for i in first_idx]
-    meta = parse_metadata(meta_first, meta_rows, pc)
+    meta = parse_metadata(meta_first, meta_rows, pc, exclude=frozenset())
     # every row of a sample must agree on its metadata
     for col in meta_frame.columns:
         col_text = meta_frame[col].astype(object).where(meta_frame[col].notna(), "").astype(str)
         first_vals = col_text.iloc[first_idx].to_numpy()[codes]
         bad = np.flatnonzero(col_text.to_numpy() != first_vals)
-        for r in bad[:10]:
+        for r in _listed(bad, pc):
             pc.add(f"differs from row {meta_rows[codes[r]]} of the same sample "
                    f"(expected {first_vals[r]!r})", row=int(rows[r]), column=col,
                    value=col_text.iloc[r])
@@ -482,13 +505,13 @@ def read_long(path: Path, opts: ReadOptions) -> ParsedTable:
     dup = pair.duplicated(keep="first").to_numpy()
     if dup.any():
         firsts = pd.Series(np.arange(n)).groupby(pair.to_numpy()).transform("first").to_numpy()
-        for r in np.flatnonzero(dup)[:20]:
+        for r in _listed(np.flatnonzero(dup), pc):
             pc.add(f"second value for sample {ids[codes[r]]!r} and analyte {analyte.iloc[r]!r} "
                    f"(first in row {int(rows[firsts[r]])})", row=int(rows[r]), column=cols["value"])
     an_codes = pd.factorize(analyte)[0]
     pair2 = pd.Series(codes.astype(np.int64) * (n + 1) + an_codes)
     dup2 = pair2.duplicated().to_numpy() & ~dup
-    for r in np.flatnonzero(dup2)[:20]:
+    for r in _listed(np.flatnonzero(dup2), pc):
         pc.add(f"sample {ids[codes[r]]!r} has analyte {analyte.iloc[r]!r} twice, in different "
                "units", row=int(rows[r]), column=cols.get("unit", cols["value"]))
     cells1 = parse_cells(df[[cols["value"]]], file=file, rows=rows, problems=pc,
@@ -500,7 +523,7 @@ def read_long(path: Path, opts: ReadOptions) -> ParsedTable:
     fc = vcodes[cells1.flag_rows]
     names = [str(analyte.iloc[i]) for i in vfirst]
     vunits: list[str | None] = [str(unit.iloc[i]) or None for i in vfirst]
-    variables = _variables(names, vunits)
+    variables = _variables(names, vunits, rows=[int(rows[i]) for i in vfirst])
     cells = CellBlock(values, fr.astype(np.int64), fc.astype(np.int64), cells1.flags, cells1.raws)
     return _table(file, "long", file_sha256(path), samples, variables, cells, list(meta_frame.columns))
 
@@ -525,14 +548,14 @@ def read_w4m(path: Path, opts: ReadOptions) -> ParsedTable:
     sm_ids = sm.iloc[:, 0].str.strip().tolist()
     vm_ids = vm.iloc[:, 0].str.strip().tolist()
     if set(sample_names) != set(sm_ids):
-        for s in sorted(set(sample_names) - set(sm_ids))[:20]:
+        for s in _listed(sorted(set(sample_names) - set(sm_ids)), pc_sm):
             pc_sm.add("sample of the dataMatrix is missing from sampleMetadata", value=s)
-        for s in sorted(set(sm_ids) - set(sample_names))[:20]:
+        for s in _listed(sorted(set(sm_ids) - set(sample_names)), pc_dm):
             pc_dm.add("sample of sampleMetadata has no column in the dataMatrix", value=s)
     if set(var_names) != set(vm_ids):
-        for s in sorted(set(var_names) - set(vm_ids))[:20]:
+        for s in _listed(sorted(set(var_names) - set(vm_ids)), pc_vm):
             pc_vm.add("variable of the dataMatrix is missing from variableMetadata", value=s)
-        for s in sorted(set(vm_ids) - set(var_names))[:20]:
+        for s in _listed(sorted(set(vm_ids) - set(var_names)), pc_dm):
             pc_dm.add("variable of variableMetadata has no row in the dataMatrix", value=s)
     for pc in (pc_dm, pc_sm, pc_vm):
         pc.raise_if_any()
@@ -578,8 +601,7 @@ def _parse_transposed(block: pd.DataFrame, file: str, var_rows: list[int], sampl
         sample = sample_ids[p.row] if p.row is not None else None
         row = var_rows[var_index[p.column]] if p.column in var_index else None
         pc.add(p.message, row=row, column=sample, value=p.value)
-    if tmp.truncated:
-        pc.truncated = True
+    pc.extend(tmp)
     return cells
 
 
@@ -594,8 +616,9 @@ def read_cimcb(path: Path, opts: ReadOptions) -> ParsedTable:
     except Exception as exc:
         raise _fail(file, f"cannot read as Excel: {exc}") from exc
     data, peak = book["Data"], book["Peak"]
-    data.columns = [str(c) for c in data.columns]
-    peak.columns = [str(c) for c in peak.columns]
+    data.columns = [str(c).strip() for c in data.columns]
+    peak.columns = [str(c).strip() for c in peak.columns]
+    _check_columns(data, f"{file} [Data]")
     pc = ProblemCollector(f"{file} [Data]")
     pk = ProblemCollector(f"{file} [Peak]")
     if "Name" not in peak.columns:
@@ -611,6 +634,12 @@ def read_cimcb(path: Path, opts: ReadOptions) -> ParsedTable:
     rows = list(range(2, len(data) + 2))
     meta = parse_metadata(data[meta_cols], rows, pc)
     ids = ["" if pd.isna(v) else _id_text(v) for v in data[id_col].tolist()]
+    qc_col = next((c for c in meta_cols if c.casefold() == "qc"), None)
+    if qc_col is not None:  # the CIMCB QC flag (1 for pooled QC samples)
+        flag = data[qc_col].map(lambda v: str(v).strip().casefold() in ("1", "1.0", "true", "yes"))
+        if "sample_type" not in meta:
+            meta["sample_type"] = None
+        meta.loc[flag.to_numpy(), "sample_type"] = "qc"
     samples = _finish_samples(meta, ids, rows, file, pc)
     cells = parse_cells(data[names], file=f"{file} [Data]", rows=rows, problems=pc,
                         na_values=opts.na_values, decimal_comma=opts.decimal_comma)
@@ -752,6 +781,9 @@ def read_measurements(path: str | Path, fmt: str = "auto",
             raise _fail(str(path), "is a folder (only the w4m format reads a folder)")
         table = _READERS[chosen](p, opts)
         table.synthetic = table.synthetic or is_synthetic_file(p)
+        names = [str(n) for n in table.variables["name"]]
+        for text in suspect_codes(table.values, names, opts.na_values, file=table.file):
+            warnings.warn(text, MissingCodeWarning, stacklevel=2)
         return table
     except HikisigError:
         raise

@@ -47,8 +47,9 @@ def read_table(path: str | Path, *, id_column: str | None = None, meta_columns: 
     meta_columns : sequence of str
         Further metadata columns (wide); each must exist.
     na_values : sequence of str, str or None
-        Missing-value codes (``"-9,-99"`` or a list); empty uses the default codes
-        (``NA``, ``ND``, ``n.d.``, ...).
+        Missing-value codes (``"-9,-99"`` or a list), added to the default ones (``NA``,
+        ``ND``, ``n.d.``, ...). A column holding an undeclared usual code (-9, -99, -999,
+        999, 9999) more than once gets a warning.
     sheet : str, optional
         Excel sheet (wide).
     format : {"auto", "wide", "long", "w4m", "cimcb", "anndata"}
@@ -98,6 +99,7 @@ def dataset_from_table(table: ParsedTable, *, study: str = "default") -> Dataset
                        "display_name": [v.display_name for v in variables],
                        "source_name": [v.source_name for v in variables],
                        "unit": [v.unit for v in variables],
+                       "match": [v.match for v in variables],
                        "attributes": [v.attributes for v in variables]})
     flag_frame = pd.DataFrame({"sample": index.to_numpy()[flag_r] if len(flags) else [],
                                "analyte": np.asarray(keys, dtype=object)[flag_c] if len(flags) else [],

@@ -34,16 +34,30 @@ class Variable:
     attributes: dict[str, Any]
     columns: list[int]
     factors: list[float]
+    #: how the name matched the catalog: ``exact``, ``synonym`` or ``unmatched``
+    match: str = "unmatched"
+    #: first file row of the analyte (long tables)
+    row: int | None = None
 
 
 def resolve_variables(t: ParsedTable, cat: Catalog, pc: ProblemCollector) -> list[Variable]:
-    """Map the file's columns onto catalog analytes (or keep them uncatalogued)."""
+    """Map the file's columns onto catalog analytes (or keep them uncatalogued).
+
+    Two source columns are never merged into one analyte: columns whose names resolve to
+    the same catalog analyte are an error naming both (for a long table: both analyte names
+    with the first row of each). Only one analyte name given in several units (a long
+    table) is one analyte, its values converted to the stored unit.
+    """
     by_key: dict[str, Variable] = {}
     order: list[str] = []
+    first_row = t.variables["row"].tolist() if "row" in t.variables else None
+    long = first_row is not None
     for j, rec in enumerate(t.variables.itertuples(index=False)):
         name, label = str(rec.name), str(rec.label)
         unit = normalize_unit(rec.unit) if isinstance(rec.unit, str) and rec.unit.strip() else None
-        a = cat.resolve(label) or (cat.resolve(name) if name != label else None)
+        a, how = cat.match(label)
+        if a is None and name != label:
+            a, how = cat.match(name)
         factor = 1.0
         if a is not None:
             key, display, stored_unit = a.id, a.display_name, a.default_unit if unit else None
@@ -51,20 +65,33 @@ def resolve_variables(t: ParsedTable, cat: Catalog, pc: ProblemCollector) -> lis
                 try:
                     factor = a.factor(unit)
                 except UnknownUnitError as exc:
-                    pc.add(str(exc), column=name, value=rec.unit)
+                    pc.add(str(exc), column=None if long else name, value=rec.unit,
+                           row=int(first_row[j]) if first_row is not None else None)
         else:
             key, display, stored_unit = name, label, unit
         attrs = dict(rec.attributes) if isinstance(rec.attributes, dict) else {}
         if key in by_key:
             v = by_key[key]
+            if v.source_name != name:
+                what = f"catalog analyte {key!r} ({display})" if a is not None else f"analyte {key!r}"
+                if first_row is not None:
+                    pc.add(f"analyte names {v.source_name!r} (first in row {v.row}) and {name!r} "
+                           f"are both {what}: rename one, or keep only one",
+                           row=int(first_row[j]), column="analyte", value=name)
+                else:
+                    pc.add(f"columns {v.source_name!r} and {name!r} are both {what}: rename one, "
+                           "or keep only one", row=1, column=name)
+                continue
             if v.unit != stored_unit:
                 pc.add(f"analyte {key!r} appears twice, with units {v.unit!r} and {stored_unit!r}",
-                       column=name)
+                       column=None if long else name,
+                       row=int(first_row[j]) if first_row is not None else None)
             v.columns.append(j)
             v.factors.append(factor)
         else:
             by_key[key] = Variable(key, a.id if a else None, display, name, stored_unit, attrs, [j],
-                               [factor])
+                                   [factor], how if a is not None else "unmatched",
+                                   int(first_row[j]) if first_row is not None else None)
             order.append(key)
     return [by_key[k] for k in order]
 
@@ -83,7 +110,10 @@ def merge_columns(t: ParsedTable, variables: list[Variable], pc: ProblemCollecto
         col_to_key[v.columns] = k
         if len(v.columns) > 1:
             both = filled[:, v.columns].sum(axis=1) > 1
-            for r in np.flatnonzero(both)[:20]:
+            rows = np.flatnonzero(both)
+            room = max(0, pc.limit - len(pc))
+            pc.count(len(rows) - min(room, len(rows)))
+            for r in rows[:room]:
                 names = [str(t.variables["name"].iloc[c]) for c in v.columns]
                 pc.add(f"columns {', '.join(map(repr, names))} are all analyte {v.key!r} and "
                        "more than one has a value for this sample", row=int(t.samples["_row"].iloc[r]),

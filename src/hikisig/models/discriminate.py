@@ -1,12 +1,23 @@
 """Case-control discrimination from blood metabolite profiles, validated by repeated cross-validation.
 
 :func:`discriminate` fits ``MinFractionImputer -> LogTransformer(log2) ->
-Scaler(auto) -> classifier`` and estimates how well it separates cases from
-controls with out-of-fold (OOF) predictions of repeated stratified k-fold
-cross-validation. Every preprocessing statistic is learned on training folds
-only. All resampling (CV folds, bootstraps, permutations) runs through a
+Scaler(auto) -> classifier`` (with ``log=False``, for values on an additive scale
+such as z-scores: ``SimpleImputer(median) -> Scaler(auto) -> classifier``) and
+estimates how well it separates cases from controls with out-of-fold (OOF)
+predictions of repeated stratified k-fold cross-validation. Every preprocessing
+statistic is learned on training folds only. The pipeline's steps pass
+DataFrames (``set_output(transform="pandas")``), so messages name analytes.
+All resampling (CV folds, bootstraps, permutations) runs through a
 :class:`hikisig.engine.Engine`, each task with its own seed from
 :func:`hikisig.engine.spawn_seeds`, so results do not depend on the backend.
+
+Permutation importance (per CV fold, :data:`_IMPORTANCE_REPEATS` repeats, the
+definition of ``sklearn.inspection.permutation_importance`` with ROC AUC) is
+computed in chunks of permuted copies of bounded size; the preprocessing, which
+works column by column, is applied once to the test rows; and a random forest
+re-scores a permuted copy only with the trees whose path for a row splits on the
+permuted analyte. The numbers are those of scoring every permuted copy with the
+whole model (tested).
 
 Classifiers (``model``):
 
@@ -61,7 +72,7 @@ from hikisig.models.result import (
     model_input,
     training_data,
 )
-from hikisig.prep import LogTransformer, MinFractionImputer, Scaler
+from hikisig.prep import LogTransformer, MinFractionImputer, Scaler, SimpleImputer, make_imputer
 from hikisig.stats.roc import auc_delong
 from hikisig.stats.screening import predictive_values
 from hikisig.stats.univariate import hedges_g
@@ -84,6 +95,8 @@ _N_BOOT = 1000
 _BLOCK = 100  # bootstrap / OOF-permutation resamples per engine task
 _IMPORTANCE_REPEATS = 5
 _INNER_FOLDS = 3
+#: Values (rows x columns) of the permuted copies held at once by the permutation importance.
+_IMPORTANCE_CELLS = 4_000_000
 
 
 # -- PLS-DA -------------------------------------------------------------------------------------
@@ -200,29 +213,59 @@ def _estimator(model: str, seed: int, n_estimators: int) -> BaseEstimator:
     raise ValueError(f"unknown model {model!r}; valid values: {', '.join(map(repr, MODELS))}")
 
 
+def _preprocessing_steps(log: bool = True, scaling: str = "auto") -> list[tuple[str, BaseEstimator]]:
+    """The preprocessing of the models (learned on training samples only).
+
+    ``log=True`` (raw positive concentrations): ``MinFractionImputer`` (half the
+    training minimum), ``LogTransformer(log2)``, ``Scaler(scaling)``. ``log=False``
+    (values on an additive scale that may be negative, e.g. z-scores): the training
+    median (``SimpleImputer(strategy="median", keep_empty_features=True)``: an
+    analyte without any training value is filled with 0), no log, ``Scaler(scaling)``.
+    """
+    if log:
+        return [("impute", MinFractionImputer()), ("log", LogTransformer(base="log2")),
+                ("scale", Scaler(method=scaling))]
+    return [("impute", make_imputer("median", keep_empty_features=True)),
+            ("scale", Scaler(method=scaling))]
+
+
+def _preprocessing_names(log: bool = True, scaling: str = "auto") -> list[str]:
+    """:func:`_preprocessing_steps` as text (for params and model cards)."""
+    if log:
+        return ["MinFractionImputer(fraction=0.5)", "LogTransformer(base='log2')",
+                f"Scaler(method={scaling!r})"]
+    return ["SimpleImputer(strategy='median', keep_empty_features=True)",
+            f"Scaler(method={scaling!r})"]
+
+
 def make_pipeline(model: str = _D.model, *, seed: int = 0, inner_cv: bool = _D.inner_cv,
-                  recalibrate: bool = _D.recalibrate, n_estimators: int = _D.n_estimators
-                  ) -> BaseEstimator:
+                  recalibrate: bool = _D.recalibrate, n_estimators: int = _D.n_estimators,
+                  log: bool = True) -> BaseEstimator:
     """The (unfitted) model of :func:`discriminate`.
 
     ``MinFractionImputer -> LogTransformer(log2) -> Scaler(auto) -> clf``; with
-    ``recalibrate`` the classifier is wrapped in
-    ``CalibratedClassifierCV(method="sigmoid", cv=3)``; with ``inner_cv`` the
-    whole pipeline is wrapped in a ``GridSearchCV`` (3-fold stratified,
-    shuffled with ``seed``, scoring ROC AUC) over :data:`PARAM_GRIDS`.
+    ``log=False`` (additive values, e.g. z-scores) ``SimpleImputer(median) ->
+    Scaler(auto) -> clf``: no log, and missing values take the training median (an
+    analyte without any training value: 0). The steps pass
+    DataFrames (``set_output(transform="pandas")``), so the classifier and every
+    message know the analytes by name. With ``recalibrate`` the classifier is
+    wrapped in ``CalibratedClassifierCV(method="sigmoid", cv=3)``; with
+    ``inner_cv`` the whole pipeline is wrapped in a ``GridSearchCV`` (3-fold
+    stratified, shuffled with ``seed``, scoring ROC AUC) over :data:`PARAM_GRIDS`.
 
     Examples
     --------
     >>> make_pipeline("logistic").steps[-1][0]
     'clf'
+    >>> [name for name, _ in make_pipeline("logistic", log=False).steps]
+    ['impute', 'scale', 'clf']
     """
     est = _estimator(model, seed, n_estimators)
     prefix = "clf__"
     if recalibrate:
         est = CalibratedClassifierCV(est, method="sigmoid", cv=3)
         prefix = "clf__estimator__"
-    pipe = Pipeline([("impute", MinFractionImputer()), ("log", LogTransformer(base="log2")),
-                     ("scale", Scaler(method="auto")), ("clf", est)])
+    pipe = Pipeline([*_preprocessing_steps(log), ("clf", est)]).set_output(transform="pandas")
     if not inner_cv:
         return pipe
     grid = {prefix + k: v for k, v in PARAM_GRIDS[model].items()}
@@ -267,30 +310,170 @@ def _auc_from_ranks(ranks: np.ndarray, pos: np.ndarray) -> float:
     return float((ranks[pos].sum() - m * (m + 1) / 2) / (m * n))
 
 
+#: Preprocessing steps that work value by value within each column (a column permuted before
+#: them is that column permuted after them): the permutation importance permutes their output.
+_COLUMNWISE = (MinFractionImputer, SimpleImputer, LogTransformer, Scaler)
+
+
+def _columnwise_split(model: BaseEstimator) -> tuple[Pipeline | None, BaseEstimator]:
+    """``(preprocessing, classifier)`` of a fitted pipeline whose steps before the classifier
+    all work column by column; ``(None, model)`` otherwise."""
+    est = model.best_estimator_ if isinstance(model, GridSearchCV) else model
+    if isinstance(est, Pipeline) and len(est.steps) > 1 and all(
+            isinstance(step, _COLUMNWISE) for _, step in est.steps[:-1]):
+        return est[:-1], est.steps[-1][1]
+    return None, model
+
+
+@dataclass
+class _Tree:
+    """One fitted tree, ready to re-evaluate rows of ``X`` with one column changed."""
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    value: np.ndarray  # (nodes, classes): the tree's class probabilities at each node
+    base: np.ndarray  # (n, classes): the tree's probabilities of the intact rows
+    path_feature: np.ndarray  # (row, feature) pairs with the feature split on along the row's
+    path_row: np.ndarray  # path, sorted by feature
+
+
+class _ForestCopies:
+    """Class probabilities of a fitted random forest for copies of ``X`` (float32, no missing
+    values), each with one column permuted.
+
+    A tree's probability for a row changes only if the row's path in the tree splits on the
+    permuted column, so only those (copy, row) pairs are sent down the tree again; the others
+    keep the tree's probability of the intact row. The trees' probabilities are added in the
+    forest's order and divided by the number of trees, as
+    :meth:`~sklearn.ensemble.RandomForestClassifier.predict_proba` does, so the result is equal
+    to ``predict_proba`` of the permuted copies. ``exact`` is False (and the caller scores
+    the copies with the forest) if the trees' own predictions of the intact rows are not
+    reproduced to the last bit.
+    """
+
+    def __init__(self, forest: RandomForestClassifier, X: np.ndarray, classes: list[int]) -> None:
+        self.X = X
+        self.trees: list[_Tree] = []
+        self.exact = bool(np.isfinite(X).all())
+        n = X.shape[0]
+        for est in forest.estimators_ if self.exact else []:
+            t = est.tree_
+            leaves = np.asarray(t.apply(X))
+            value = np.asarray(t.value, dtype=np.float64)[:, 0, :forest.n_classes_][:, classes]
+            ind = t.decision_path(X).tocsr()
+            rows = np.repeat(np.arange(n), np.diff(ind.indptr))
+            feats = np.asarray(t.feature)[ind.indices]
+            inner = feats >= 0
+            key = np.unique(feats[inner].astype(np.int64) * n + rows[inner])
+            tree = _Tree(np.asarray(t.feature), np.asarray(t.threshold), np.asarray(t.children_left),
+                         np.asarray(t.children_right), value, value[leaves], key // n, key % n)
+            reached = (self._descend(tree, np.arange(n), np.full(n, -1), X[:, 0])
+                       if tree.left[0] != -1 else np.zeros(n, dtype=np.intp))
+            if not (np.array_equal(reached, leaves) and np.array_equal(
+                    tree.base, est.predict_proba(X, check_input=False)[:, classes])):
+                self.exact = False
+                break
+            self.trees.append(tree)
+
+    def _descend(self, tree: _Tree, rows: np.ndarray, col: np.ndarray, val: np.ndarray) -> np.ndarray:
+        """Leaves reached by rows ``rows`` of ``X`` whose column ``col`` holds ``val``."""
+        node = np.zeros(len(rows), dtype=np.intp)
+        todo = np.arange(len(rows))
+        while todo.size:
+            nd = node[todo]
+            f = tree.feature[nd]
+            x = np.where(f == col[todo], val[todo], self.X[rows[todo], f])
+            nxt = np.where(x <= tree.threshold[nd], tree.left[nd], tree.right[nd])
+            node[todo] = nxt
+            todo = todo[tree.left[nxt] != -1]
+        return node
+
+    def proba(self, cols: np.ndarray, perms: np.ndarray) -> np.ndarray:
+        """Probabilities (copies, rows, classes) of the copies of ``X`` whose column ``cols[q]``
+        is permuted by ``perms[q]``."""
+        n_copies, n = perms.shape
+        acc = np.zeros((n_copies, n, self.trees[0].value.shape[1] if self.trees else 1))
+        for tree in self.trees:
+            lo = np.searchsorted(tree.path_feature, cols, "left")
+            counts = np.searchsorted(tree.path_feature, cols, "right") - lo
+            k = int(counts.sum())
+            if not k:
+                acc += tree.base
+                continue
+            q = np.repeat(np.arange(n_copies), counts)
+            pos = np.arange(k) + np.repeat(lo - (np.cumsum(counts) - counts), counts)
+            i = tree.path_row[pos]
+            j = cols[q]
+            leaves = self._descend(tree, i, j, self.X[perms[q, i], j])
+            before = acc[q, i]
+            acc += tree.base
+            acc[q, i] = before + tree.value[leaves]
+        acc /= len(self.trees)
+        return acc
+
+
 def _batched_permutation_importance(model: BaseEstimator, X: pd.DataFrame, y: np.ndarray,
-                                    n_repeats: int, seed: int) -> np.ndarray:
+                                    n_repeats: int, seed: int,
+                                    max_cells: int = _IMPORTANCE_CELLS) -> np.ndarray:
     """Mean drop of ROC AUC when each column of ``X`` is permuted (``n_repeats`` times).
 
-    Same definition as ``sklearn.inspection.permutation_importance(scoring="roc_auc")``,
-    but all permuted copies are scored in one ``predict_proba`` call (much faster for forests).
+    The definition of ``sklearn.inspection.permutation_importance(scoring="roc_auc")``:
+    repeat ``r`` permutes column ``j`` of the rows by the ``(r * p + j)``-th permutation
+    drawn from ``default_rng(seed)``; the importance is the AUC of the intact rows minus
+    that of the permuted rows, averaged over repeats. How it is computed keeps memory
+    bounded and skips work whose result is known:
+
+    * preprocessing that works column by column (imputation, log, scaling) is applied to
+      the rows once, and its output columns are permuted (the same values as preprocessing
+      the permuted rows);
+    * the permuted copies are scored in chunks of at most ``max_cells`` values;
+    * for a random forest, only the trees whose path for a row splits on the permuted
+      column score that row again (:class:`_ForestCopies`; equal to the forest's
+      ``predict_proba``); other models score the chunk with ``predict_proba``.
     """
     rng = np.random.default_rng(seed)
     n, p = X.shape
     pos = np.asarray(y) == 1
-    base = _auc_from_ranks(sps.rankdata(model.predict_proba(X)[:, 1]), pos)
-    Xv = X.to_numpy()
-    blocks = []
-    for _ in range(n_repeats):
-        for j in range(p):
-            Xp = Xv.copy()
-            Xp[:, j] = Xp[rng.permutation(n), j]
-            blocks.append(Xp)
-    big = pd.DataFrame(np.vstack(blocks), columns=X.columns)
-    prob = model.predict_proba(big)[:, 1].reshape(n_repeats, p, n)
-    ranks = sps.rankdata(prob, axis=-1)
     m = int(pos.sum())
-    scores = (ranks[..., pos].sum(axis=-1) - m * (m + 1) / 2) / (m * (n - m))
-    out: np.ndarray = (base - scores).mean(axis=0)
+    base = _auc_from_ranks(sps.rankdata(model.predict_proba(X)[:, 1]), pos)
+    pre, clf = _columnwise_split(model)
+    values = X.to_numpy(dtype=np.float64)
+    if pre is not None:
+        values = np.asarray(pre.transform(X), dtype=np.float64)
+        if values.shape != X.shape:  # a step dropped columns: score through the whole model
+            pre, clf, values = None, model, X.to_numpy(dtype=np.float64)
+    named = pre is None or hasattr(clf, "feature_names_in_")
+    scorer = clf if pre is not None else model
+
+    def frame(rows: np.ndarray) -> Any:
+        return pd.DataFrame(rows, columns=X.columns, copy=False) if named else rows
+
+    forest = None
+    if isinstance(clf, RandomForestClassifier):
+        forest = _ForestCopies(clf, np.asarray(values, dtype=np.float32), [1])
+        if not (forest.exact and np.array_equal(
+                forest.proba(np.zeros(1, dtype=np.intp), np.arange(n)[None, :])[0, :, 0],
+                scorer.predict_proba(frame(values))[:, 1])):
+            forest = None
+    per_chunk = max(1, max_cells // n if forest is not None else max_cells // (n * p))
+    scores = np.empty(n_repeats * p)
+    for start in range(0, n_repeats * p, per_chunk):
+        q = np.arange(start, min(n_repeats * p, start + per_chunk))
+        cols = q % p
+        perms = np.stack([rng.permutation(n) for _ in q])
+        if forest is not None:
+            prob = forest.proba(cols, perms)[..., 0]
+        else:
+            big = np.tile(values, (len(q), 1))
+            for c, (j, perm) in enumerate(zip(cols, perms, strict=True)):
+                big[c * n:(c + 1) * n, j] = values[perm, j]
+            prob = np.asarray(scorer.predict_proba(frame(big))[:, 1],
+                              dtype=np.float64).reshape(len(q), n)
+        ranks = sps.rankdata(prob, axis=-1)
+        scores[q] = (ranks[..., pos].sum(axis=-1) - m * (m + 1) / 2) / (m * (n - m))
+    out: np.ndarray = (base - scores.reshape(n_repeats, p)).mean(axis=0)
     return out
 
 
@@ -318,6 +501,7 @@ class _Settings:
     n_estimators: int
     cv_folds: int
     n_top: int
+    log: bool = True
 
 
 @dataclass
@@ -344,7 +528,7 @@ class _FoldResult:
 def _fit_fold(task: _FoldTask) -> _FoldResult:
     s = task.settings
     model = make_pipeline(s.model, seed=task.seed, inner_cv=s.inner_cv, recalibrate=s.recalibrate,
-                          n_estimators=s.n_estimators)
+                          n_estimators=s.n_estimators, log=s.log)
     g_tr = None if task.groups is None else task.groups[task.train]
     _fit(model, task.X.iloc[task.train], task.y[task.train], g_tr)
     Xte = task.X.iloc[task.test]
@@ -529,11 +713,12 @@ def _thresholds(y: np.ndarray, p: np.ndarray, target: float, prevalence: float) 
                          _rule_row("sensitivity_target", target_thr, y, p, prevalence)])
 
 
-def _hedges_g(X: pd.DataFrame, y: np.ndarray) -> np.ndarray:
-    """Hedges' g (cases - controls) of log2 values per column; non-positive values ignored."""
+def _hedges_g(X: pd.DataFrame, y: np.ndarray, log: bool = True) -> np.ndarray:
+    """Hedges' g (cases - controls) per column: of log2 values (non-positive values ignored),
+    or with ``log=False`` of the values as given."""
     V = X.to_numpy(dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        L = np.log2(np.where(V > 0, V, np.nan))
+        L = np.log2(np.where(V > 0, V, np.nan)) if log else V
     g = hedges_g(L, np.asarray(y) == 1)["effect"]
     out: np.ndarray = np.where(np.isfinite(g), g, np.nan)
     return out
@@ -557,13 +742,14 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
                  sensitivity_target: float = _D.sensitivity_target, test_size: float | None = _D.test_size,
                  inner_cv: bool = _D.inner_cv, recalibrate: bool = _D.recalibrate, n_top: int = 10,
                  n_estimators: int = _D.n_estimators, seed: int = 0,
-                 engine: Engine | str | None = None) -> DiscriminationResult:
+                 engine: Engine | str | None = None, log: bool = True) -> DiscriminationResult:
     """Validate a case-control classifier by repeated (group-aware) stratified cross-validation.
 
     Parameters
     ----------
     X : DataFrame
-        Samples x analytes, raw (positive) concentrations; missing values allowed.
+        Samples x analytes, raw (positive) concentrations, or with ``log=False`` values on
+        an additive scale (e.g. z-scores); missing values allowed.
     y : array-like
         Two labels: ``case`` names the case; without it booleans (True), 0/1 (1) or the
         labels ``"case"``/``"control"`` (see :func:`encode_labels`).
@@ -621,6 +807,12 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
     seed : int
     engine : Engine or backend name, optional
         Default: ``Engine("serial")``.
+    log : bool
+        ``True``: ``X`` holds concentrations; they are imputed by half the training
+        minimum and log2-transformed before autoscaling, and the signature's ``effect``
+        is Hedges' g of the log2 values. ``False``: ``X`` is on an additive scale and may
+        be negative (z-scores, already logged values); no log, missing values take the
+        training median, and ``effect`` is Hedges' g of the values as given.
 
     Returns
     -------
@@ -646,7 +838,7 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
     if (g_all is not None and len(g_all) != len(X)) or len(id_all) != len(X):
         raise ValueError("groups and ids must have one entry per sample")
     eng = _as_engine(engine)
-    settings = _Settings(model, inner_cv, recalibrate, n_estimators, cv_folds, n_top)
+    settings = _Settings(model, inner_cv, recalibrate, n_estimators, cv_folds, n_top, log)
     ss = np.random.SeedSequence(seed)
     s_test, s_split, s_fit, s_boot, s_perm, s_final = ss.spawn(6)
 
@@ -732,7 +924,7 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
         "analyte": cols, "permutation_importance": perm_imp.mean(axis=0),
         "permutation_importance_sd": perm_imp.std(axis=0, ddof=1) if len(perm_imp) > 1 else np.nan,
         "impurity_importance": impurity, "stability": stability})
-    g = _hedges_g(Xd, yd)
+    g = _hedges_g(Xd, yd, log)
     sig = importance[["analyte"]].copy()
     sig["importance"] = importance["permutation_importance"]
     sig["stability"] = stability
@@ -754,7 +946,7 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
     # final model on all samples, fitted on the user's labels (its predict returns them)
     final_seed = spawn_seeds(s_final, 2)
     final = make_pipeline(model, seed=final_seed[0], inner_cv=inner_cv, recalibrate=recalibrate,
-                          n_estimators=n_estimators)
+                          n_estimators=n_estimators, log=log)
     labels = np.where(yy == 1, case_label, control_label).astype(object)
     _fit(final, X, labels, g_all)
     if isinstance(final, GridSearchCV):
@@ -779,7 +971,7 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
     held_out = None
     if len(test_idx):
         held = make_pipeline(model, seed=final_seed[1], inner_cv=inner_cv, recalibrate=recalibrate,
-                             n_estimators=n_estimators)
+                             n_estimators=n_estimators, log=log)
         _fit(held, Xd, yd, gd)
         yt = yy[test_idx]
         pt = np.asarray(held.predict_proba(X.iloc[test_idx])[:, 1], dtype=np.float64)
@@ -802,8 +994,7 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
               "inner_folds": _INNER_FOLDS if inner_cv else None,
               "param_grid": PARAM_GRIDS[model] if inner_cv else None,
               "tuned_params": tuned or None,
-              "preprocessing": ["MinFractionImputer(fraction=0.5)", "LogTransformer(base='log2')",
-                                "Scaler(method='auto')"]}
+              "log": bool(log), "preprocessing": _preprocessing_names(log)}
     cv_scheme = (f"{cv_folds}-fold stratified CV x {cv_repeats} repeats, group-aware: {group_aware}"
                  + (", nested 3-fold grid search" if inner_cv else "")
                  + (", sigmoid recalibration" if recalibrate else ""))

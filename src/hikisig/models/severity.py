@@ -2,7 +2,10 @@
 
 The model is a :class:`~sklearn.pipeline.Pipeline`
 ``MinFractionImputer -> LogTransformer("log2") -> Scaler(scaling) ->
-PLSRegression(n_components, scale=False)`` (PLS centres y itself).
+PLSRegression(n_components, scale=False)`` (PLS centres y itself); with
+``log=False`` (values on an additive scale, e.g. z-scores)
+``SimpleImputer(median) -> Scaler(scaling) -> PLSRegression``. Its steps pass
+DataFrames (``set_output(transform="pandas")``), so messages name analytes.
 
 Validation
 ----------
@@ -24,7 +27,14 @@ Validation
   recomputed with the chosen number of components on *the same CV splits*
   (all repeats), so the permuted statistic is exactly comparable with the
   observed mean Q2; ``p = (1 + #{Q2_perm >= Q2}) / (1 + B)``. The number of
-  components is not re-selected for each permutation.
+  components is not re-selected for each permutation. The preprocessing of each
+  training fold does not depend on y, so it is done once per fold; with more
+  analytes than training samples the permutation fits run on the fold's
+  coordinates in the span of its centred training rows (``Z = (X - mean) Q``, ``Q``
+  from the QR decomposition of the centred rows). PLS is unchanged by such a
+  rotation (its weights rotate with the data, its scores and predictions do not
+  change), so each permuted Q2 is that of the full-width fit up to rounding
+  (checked to 1e-12), at a cost that no longer grows with the number of analytes.
 
 Every resampling loop runs through :class:`hikisig.engine.Engine` with seeds
 from :func:`hikisig.engine.spawn_seeds`, so serial, loky and Dask give
@@ -42,12 +52,13 @@ from scipy import stats
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.model_selection import GroupKFold, KFold
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from hikisig.config import SeveritySection
 from hikisig.engine import Engine, spawn_seeds
+from hikisig.models.discriminate import _preprocessing_steps
 from hikisig.models.pls import fit_metrics, pls1_path, vip
 from hikisig.models.result import SIGNATURE_COLUMNS, SeverityResult, model_input, training_data
-from hikisig.prep import LogTransformer, MinFractionImputer, Scaler
 
 __all__ = ["severity", "severity_pipeline"]
 
@@ -56,15 +67,24 @@ _PERM_BATCH = 25
 _S = SeveritySection()
 
 
-def _preprocessor(scaling: str) -> Pipeline:
-    return Pipeline([("impute", MinFractionImputer()), ("log", LogTransformer(base="log2")),
-                     ("scale", Scaler(method=scaling))])
+def _preprocessor(scaling: str, log: bool = True) -> Pipeline:
+    """The preprocessing inside CV (arrays in and out)."""
+    return Pipeline(_preprocessing_steps(log, scaling))
 
 
-def severity_pipeline(n_components: int, scaling: str = _S.scaling) -> Pipeline:
-    """The (unfitted) severity model: impute, log2, scale, PLS."""
-    steps = [*_preprocessor(scaling).steps, ("pls", PLSRegression(n_components=n_components, scale=False))]
-    return Pipeline(steps)
+def severity_pipeline(n_components: int, scaling: str = _S.scaling, *, log: bool = True) -> Pipeline:
+    """The (unfitted) severity model: impute, log2, scale, PLS; with ``log=False`` (values on
+    an additive scale, e.g. z-scores) impute by the training median, scale, PLS. The steps
+    pass DataFrames (``set_output(transform="pandas")``).
+
+    Examples
+    --------
+    >>> [name for name, _ in severity_pipeline(2, log=False).steps]
+    ['impute', 'scale', 'pls']
+    """
+    steps = [*_preprocessing_steps(log, scaling),
+             ("pls", PLSRegression(n_components=n_components, scale=False))]
+    return Pipeline(steps).set_output(transform="pandas")
 
 
 def _splits(n: int, groups: np.ndarray | None, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -75,26 +95,50 @@ def _splits(n: int, groups: np.ndarray | None, folds: int, seed: int) -> list[tu
     return [(tr, te) for tr, te in cv.split(np.zeros(n), groups=groups)]
 
 
+_Fold = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
 def _prepared_folds(X: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]],
-                    scaling: str) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+                    scaling: str, log: bool = True) -> list[_Fold]:
     out = []
     for tr, te in splits:
-        prep = _preprocessor(scaling).fit(X[tr])
+        prep = _preprocessor(scaling, log).fit(X[tr])
         out.append((tr, te, prep.transform(X[tr]), prep.transform(X[te])))
     return out
 
 
-def _cv_repeat(task: tuple[int, np.ndarray, np.ndarray, np.ndarray | None, int, int, str]) -> dict[str, Any]:
-    """One CV repeat: out-of-fold predictions for 1..A components and VIPs per fold."""
-    seed, X, y, groups, folds, max_comp, scaling = task
+def _compact(Xtr: np.ndarray, Xte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Training and test rows in coordinates of the span of the centred training rows.
+
+    ``Z = (X - mean) Q`` with ``Q`` (p x n) orthonormal from the QR decomposition of the
+    centred training rows (transposed). PLS on ``Z`` gives the scores and predictions of
+    PLS on ``X`` (up to rounding); nothing changes when there are fewer analytes than
+    training samples. One BLAS thread: the result does not depend on the thread count.
+    """
+    n, p = Xtr.shape
+    if p <= n:
+        return Xtr, Xte
+    mean = Xtr.mean(axis=0)
+    with threadpool_limits(limits=1):
+        Q = np.linalg.qr((Xtr - mean).T)[0]
+        return (Xtr - mean) @ Q, (Xte - mean) @ Q
+
+
+def _cv_repeat(task: tuple[int, np.ndarray, np.ndarray, np.ndarray | None, int, int, str, bool]
+               ) -> dict[str, Any]:
+    """One CV repeat: out-of-fold predictions for 1..A components, VIPs per fold, and the
+    folds' preprocessed data in compact coordinates (for the permutation test)."""
+    seed, X, y, groups, folds, max_comp, scaling, log = task
     splits = _splits(len(y), groups, folds, seed)
     pred = np.zeros((len(y), max_comp))
     vips = []
-    for tr, te, Xtr, Xte in _prepared_folds(X, splits, scaling):
+    compact = []
+    for tr, te, Xtr, Xte in _prepared_folds(X, splits, scaling, log):
         path = pls1_path(Xtr, y[tr], max_comp)
         pred[te] = path.predict(Xte)
         vips.append(np.stack([path.vip(a) for a in range(1, max_comp + 1)]))  # (A, p)
-    return {"splits": splits, "pred": pred, "vip": np.stack(vips)}
+        compact.append((tr, te, *_compact(Xtr, Xte)))
+    return {"splits": splits, "pred": pred, "vip": np.stack(vips), "folds": compact}
 
 
 def _q2(y: np.ndarray, pred: np.ndarray) -> float:
@@ -102,11 +146,10 @@ def _q2(y: np.ndarray, pred: np.ndarray) -> float:
     return 1.0 - float(((y - pred) ** 2).sum()) / ss
 
 
-def _perm_batch(task: tuple[list[int], np.ndarray, np.ndarray,
-                            list[list[tuple[np.ndarray, np.ndarray]]], int, str]) -> list[float]:
-    """Mean Q2 over the given CV repeats for y permuted with each seed."""
-    seeds, X, y, repeats, n_comp, scaling = task
-    prepared = [_prepared_folds(X, splits, scaling) for splits in repeats]
+def _perm_batch(task: tuple[list[int], np.ndarray, list[list[_Fold]], int]) -> list[float]:
+    """Mean Q2 over the given CV repeats (their preprocessed folds) for y permuted with each
+    seed."""
+    seeds, y, prepared, n_comp = task
     out = []
     for s in seeds:
         yp = y[np.random.default_rng(s).permutation(len(y))]
@@ -124,13 +167,14 @@ def severity(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None,
              max_components: int = _S.max_components, n_components: int | None = None,
              scaling: str = _S.scaling, cv_folds: int = _S.cv_folds, cv_repeats: int = _S.cv_repeats,
              permutations: int = _S.permutations, seed: int = 0, engine: Engine | None = None,
-             target: str | None = None) -> SeverityResult:
+             target: str | None = None, log: bool = True) -> SeverityResult:
     """Fit and validate a PLS regression of a severity score on analytes.
 
     Parameters
     ----------
     X : DataFrame (samples x analytes)
-        Raw positive concentrations; missing values are imputed in-fold.
+        Raw positive concentrations (or, with ``log=False``, values on an additive scale);
+        missing values are imputed in-fold.
     y : array-like (n,)
         Severity score (e.g. HQ-25 total); must be complete.
     groups : array-like, optional
@@ -153,6 +197,10 @@ def severity(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None,
         Backend for the resampling loops (default serial).
     target : str, optional
         Name of the severity score (for reports).
+    log : bool
+        ``True``: concentrations, imputed by half the training minimum and log2-transformed
+        before scaling. ``False``: values on an additive scale that may be negative
+        (z-scores, already logged values): no log, missing values take the training median.
 
     Returns
     -------
@@ -189,16 +237,16 @@ def severity(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None,
 
     # --- repeated CV over 1..max_comp components
     rep_seeds = spawn_seeds(seed, int(cv_repeats))
-    reps = engine.map(_cv_repeat, [(s, Xv, yv, g, folds, max_comp, scaling) for s in rep_seeds])
+    reps = engine.map(_cv_repeat, [(s, Xv, yv, g, folds, max_comp, scaling, log) for s in rep_seeds])
     q2 = np.array([[_q2(yv, r["pred"][:, a]) for a in range(max_comp)] for r in reps])  # (R, A)
     q2_mean = q2.mean(axis=0)
     q2_sd = q2.std(axis=0, ddof=1) if len(reps) > 1 else np.zeros(max_comp)
     chosen = int(n_components) if n_components is not None else int(np.argmax(q2_mean)) + 1
 
     # --- final model and fit statistics
-    model = severity_pipeline(chosen, scaling).fit(X, yv)
+    model = severity_pipeline(chosen, scaling, log=log).fit(X, yv)
     fitted = np.asarray(model.predict(X), dtype=np.float64).ravel()
-    prepped = model[:-1].transform(X)
+    prepped = np.asarray(model[:-1].transform(X), dtype=np.float64)
     full_path = pls1_path(prepped, yv, max_comp)
     r2y_by = [fit_metrics(yv, full_path.predict(prepped, a), None, a)["r2y"] for a in range(1, max_comp + 1)]
     pred_cv = np.mean([r["pred"][:, chosen - 1] for r in reps], axis=0)
@@ -211,10 +259,9 @@ def severity(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None,
     p_perm: float | None = None
     if permutations > 0:
         perm_seeds = spawn_seeds(np.random.SeedSequence([seed, 1]), int(permutations))
-        splits = [r["splits"] for r in reps]
+        prepared = [r["folds"] for r in reps]
         batches = [perm_seeds[i:i + _PERM_BATCH] for i in range(0, len(perm_seeds), _PERM_BATCH)]
-        null = np.concatenate(engine.map(_perm_batch, [(b, Xv, yv, splits, chosen, scaling)
-                                                      for b in batches]))
+        null = np.concatenate(engine.map(_perm_batch, [(b, yv, prepared, chosen) for b in batches]))
         p_perm = float((1 + np.sum(null >= q2_mean[chosen - 1])) / (1 + len(null)))
 
     # --- tables
@@ -247,8 +294,10 @@ def severity(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None,
     params = {"max_components": int(max_components), "n_components": n_components, "scaling": scaling,
               "cv_folds": int(cv_folds), "cv_repeats": int(cv_repeats), "permutations": int(permutations),
               "seed": int(seed), "groups": g is not None, "engine": engine.backend,
+              "log": bool(log),
               "pipeline": ("MinFractionImputer -> LogTransformer(log2) -> Scaler"
-                           " -> PLSRegression(scale=False)")}
+                           if log else "SimpleImputer(median) -> Scaler")
+              + " -> PLSRegression(scale=False)"}
     return SeverityResult(
         model=model, features=features, tables=tables, params=params, n=int(n), seed=int(seed),
         cv_scheme=cv_scheme, training=training_data(X, yv), n_components=chosen,

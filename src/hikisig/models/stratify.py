@@ -1,7 +1,9 @@
 """Unsupervised subgroups of cases from their blood analytes.
 
 :func:`stratify` clusters samples (meant for cases only) after the usual
-preprocessing (half-minimum imputation, log2, autoscaling), chooses the number
+preprocessing (half-minimum imputation, log2, autoscaling; with ``log=False``,
+for values on an additive scale such as z-scores: median imputation and
+autoscaling, no log), chooses the number
 of clusters, measures how stable the clusters are under bootstrap resampling,
 and describes them: per-analyte profiles, a ranked signature and, optionally,
 clinical differences.
@@ -43,6 +45,15 @@ centroid), and the adjusted Rand index (ARI) with the full-data clusters is
 recorded. Each resample has its own seed from :func:`hikisig.engine.spawn_seeds`
 and runs through an :class:`~hikisig.engine.Engine`, so serial, loky and Dask
 runs give identical results.
+
+Signature importance
+--------------------
+The permutation importance of the signature re-scores, for each permuted copy
+of the held-out half, only the trees of the forest whose path for a row splits
+on the permuted analyte (the others give that row the vote they give the intact
+row); the votes are added in the forest's order, so the predictions are those
+of ``RandomForestClassifier.predict`` on the permuted copies, to the last bit
+(see :class:`hikisig.models.discriminate._ForestCopies`).
 """
 
 from __future__ import annotations
@@ -69,8 +80,8 @@ from threadpoolctl import threadpool_limits
 
 from hikisig.config import CLUSTER_METHODS, StratifySection
 from hikisig.engine import Engine, spawn_seeds
+from hikisig.models.discriminate import _IMPORTANCE_CELLS, _ForestCopies, _preprocessing_steps
 from hikisig.models.result import SIGNATURE_COLUMNS, StratificationResult, model_input, training_data
-from hikisig.prep import LogTransformer, MinFractionImputer, Scaler
 from hikisig.stats.univariate import adjust, grouped_moments, hedges_from, welch_student
 
 __all__ = ["METHODS", "ClusterSpace", "SizeOrderedClusterer", "stratify"]
@@ -242,11 +253,15 @@ def _size_order(labels: np.ndarray, k: int) -> np.ndarray:
 
 
 def _pipeline(method: str, k: int, n_components_pca: Any, scaling: str, covariance_type: str,
-              seed: int) -> Pipeline:
+              seed: int, log: bool = True, frames: bool = False) -> Pipeline:
+    """Preprocessing (:func:`~hikisig.models.discriminate._preprocessing_steps`), space,
+    clusterer; with ``frames`` the preprocessing steps pass DataFrames (column names)."""
+    steps = _preprocessing_steps(log, scaling)
+    if frames:
+        for _, step in steps:
+            step.set_output(transform="pandas")
     return Pipeline([
-        ("impute", MinFractionImputer()),
-        ("log", LogTransformer(base="log2")),
-        ("scale", Scaler(method=scaling)),
+        *steps,
         ("space", ClusterSpace(n_components_pca, random_state=seed)),
         ("cluster", SizeOrderedClusterer(method, k, covariance_type, random_state=seed)),
     ])
@@ -285,7 +300,7 @@ def _bootstrap(values: np.ndarray, logx: np.ndarray, labels: np.ndarray, cfg: di
     rng = np.random.default_rng(seed)
     rows = rng.integers(0, values.shape[0], size=values.shape[0])
     pipe = _pipeline(cfg["method"], cfg["k"], cfg["n_components_pca"], cfg["scaling"],
-                     cfg["covariance_type"], seed)
+                     cfg["covariance_type"], seed, cfg["log"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         pipe.fit(values[rows])
@@ -295,7 +310,7 @@ def _bootstrap(values: np.ndarray, logx: np.ndarray, labels: np.ndarray, cfg: di
 
 
 def _profiles(logx: np.ndarray, raw: np.ndarray, labels: np.ndarray, k: int,
-              analytes: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray]:
+              analytes: Sequence[str], log: bool = True) -> tuple[pd.DataFrame, np.ndarray]:
     n, mean, var, g = _cluster_effects(logx, labels, k)
     p_count = logx.shape[1]
     if k == 2:
@@ -316,7 +331,7 @@ def _profiles(logx: np.ndarray, raw: np.ndarray, labels: np.ndarray, k: int,
         "analyte": np.tile(np.asarray(analytes, dtype=object), k),
         "cluster": np.repeat(np.arange(1, k + 1), p_count),
         "n": n.ravel().astype(np.int64),
-        "mean_log2": mean.ravel(),
+        "mean_log2" if log else "mean": mean.ravel(),
         "median": med.ravel(),
         "effect": g.ravel(),
         "p": np.tile(p, k),
@@ -327,14 +342,18 @@ def _profiles(logx: np.ndarray, raw: np.ndarray, labels: np.ndarray, k: int,
 
 
 def _permutation_importance(x: np.ndarray, labels: np.ndarray, seed: int, repeats: int = 10,
-                            batch: int = 16) -> np.ndarray:
+                            max_cells: int = _IMPORTANCE_CELLS) -> np.ndarray:
     """Mean decrease in held-out accuracy of a random forest when one analyte is permuted.
 
     Two-fold (stratified, seeded): a forest (100 trees) is trained on one half
-    and the analytes are permuted ``repeats`` times in the other half; the
-    decreases are averaged over repeats and folds. Training-set importances of
-    a fully grown forest are close to zero, hence the held-out half. Permuted
-    copies of ``batch`` analytes are scored in one ``predict`` call.
+    and the analytes are permuted ``repeats`` times in the other half (analyte
+    ``j``, repeat ``r``: the ``(j * repeats + r)``-th permutation drawn from
+    ``default_rng(seed)``, continuing over the folds); the decreases are averaged
+    over repeats and folds. Training-set importances of a fully grown forest are
+    close to zero, hence the held-out half. The permuted copies are scored in
+    chunks of at most ``max_cells`` rows x analytes, only by the trees they can
+    change (:class:`~hikisig.models.discriminate._ForestCopies`; the forest's
+    ``predict`` itself if its predictions of the intact rows are not reproduced).
     """
     p = x.shape[1]
     rng = np.random.default_rng(seed)
@@ -346,14 +365,23 @@ def _permutation_importance(x: np.ndarray, labels: np.ndarray, seed: int, repeat
         xt, yt = x[test], labels[test]
         base = float(np.mean(rf.predict(xt) == yt))
         m = len(test)
-        for start in range(0, p, batch):
-            cols = list(range(start, min(p, start + batch)))
-            stack = np.tile(xt, (len(cols) * repeats, 1))
-            for i, j in enumerate(cols):
-                for r in range(repeats):
-                    block = (i * repeats + r) * m
-                    stack[block:block + m, j] = xt[rng.permutation(m), j]
-            pred = rf.predict(stack).reshape(len(cols), repeats, m)
+        copies = _ForestCopies(rf, np.asarray(xt, dtype=np.float32), list(range(len(rf.classes_))))
+        forest = copies if copies.exact and np.array_equal(
+            copies.proba(np.zeros(1, dtype=np.intp), np.arange(m)[None, :])[0],
+            rf.predict_proba(xt)) else None
+        per_chunk = max(1, max_cells // (repeats * m * (1 if forest is not None else p)))
+        for start in range(0, p, per_chunk):
+            cols = np.arange(start, min(p, start + per_chunk))
+            perms = np.stack([rng.permutation(m) for _ in cols for _ in range(repeats)])
+            if forest is not None:
+                proba = forest.proba(np.repeat(cols, repeats), perms)
+                pred = rf.classes_.take(np.argmax(proba, axis=-1), axis=0)
+            else:
+                stack = np.tile(xt, (len(cols) * repeats, 1))
+                for c, (j, perm) in enumerate(zip(np.repeat(cols, repeats), perms, strict=True)):
+                    stack[c * m:(c + 1) * m, j] = xt[perm, j]
+                pred = rf.predict(stack)
+            pred = pred.reshape(len(cols), repeats, m)
             total[cols] += base - np.mean(pred == yt[None, None, :], axis=(1, 2))
     out: np.ndarray = total / 2
     return out
@@ -426,14 +454,16 @@ def stratify(X: pd.DataFrame, *, ids: Sequence[Any] | None = None, method: str =
              k: int | None = _C.k, k_range: tuple[int, int] = (2, 6), criterion: str | None = None,
              n_components_pca: int | float | str | None = None, scaling: str = "auto",
              bootstraps: int = _C.bootstraps, clinical: pd.DataFrame | None = None, seed: int = 0,
-             engine: Engine | None = None, covariance_type: str = "full") -> StratificationResult:
+             engine: Engine | None = None, covariance_type: str = "full",
+             log: bool = True) -> StratificationResult:
     """Cluster samples (cases) into subgroups and describe the subgroups.
 
     Parameters
     ----------
     X : DataFrame
         Samples x analytes, positive concentrations (NaN = missing, imputed by
-        half the training minimum).
+        half the training minimum), or with ``log=False`` values on an additive
+        scale (NaN imputed by the training median).
     ids : sequence, optional
         Sample ids (default: ``X.index``).
     method : {"gmm", "kmeans", "ward"}
@@ -457,6 +487,12 @@ def stratify(X: pd.DataFrame, *, ids: Sequence[Any] | None = None, method: str =
         Executor of the bootstraps (default serial).
     covariance_type : {"full", "diag"}
         Of the Gaussian mixture.
+    log : bool
+        ``True``: concentrations, half-minimum imputed and log2-transformed before
+        scaling. ``False``: values on an additive scale that may be negative (z-scores,
+        already logged values): median imputation, no log; ``profiles`` then has ``mean``
+        (of the values as given) instead of ``mean_log2``, and every effect is computed on
+        the values as given.
 
     Returns
     -------
@@ -468,13 +504,14 @@ def stratify(X: pd.DataFrame, *, ids: Sequence[Any] | None = None, method: str =
 
     Notes
     -----
-    ``profiles`` has one row per analyte and cluster: ``n``, ``mean_log2``,
-    ``median`` (on the original scale, missing values ignored), ``effect``
-    (Hedges' g of the cluster vs the rest on the imputed log2 values) and the
+    ``profiles`` has one row per analyte and cluster: ``n``, ``mean_log2``
+    (``mean`` with ``log=False``), ``median`` (on the original scale, missing
+    values ignored), ``effect`` (Hedges' g of the cluster vs the rest on the
+    imputed log2 values; with ``log=False`` on the imputed values as given) and the
     analyte's ``p`` (Welch for two clusters, Kruskal-Wallis otherwise) and
     ``q`` (Benjamini-Hochberg over analytes). The ``signature`` ranks analytes
     by the permutation importance (mean decrease in held-out accuracy, two
-    folds, 3 repeats) of a seeded random forest predicting the clusters; ``effect`` is, for two
+    folds, 10 repeats) of a seeded random forest predicting the clusters; ``effect`` is, for two
     clusters, Hedges' g of cluster 2 (the smaller) vs cluster 1, otherwise the
     cluster-vs-rest g of largest magnitude; ``stability`` is the share of
     bootstraps in which the analyte is among the :data:`TOP_N` by largest
@@ -515,19 +552,22 @@ def stratify(X: pd.DataFrame, *, ids: Sequence[Any] | None = None, method: str =
         return _stratify(X, values, ids_list, features, method=method, ks=ks, k=k,
                          k_range=k_range, criterion=criterion, n_components_pca=n_components_pca,
                          scaling=scaling, bootstraps=bootstraps, clinical=clinical, seed=seed,
-                         engine=engine, covariance_type=covariance_type)
+                         engine=engine, covariance_type=covariance_type, log=log)
 
 
 def _stratify(X: pd.DataFrame, values: np.ndarray, ids_list: list[Any], features: list[str], *,
               method: str, ks: list[int], k: int | None, k_range: tuple[int, int], criterion: str,
               n_components_pca: Any, scaling: str, bootstraps: int, clinical: pd.DataFrame | None,
-              seed: int, engine: Engine, covariance_type: str) -> StratificationResult:
+              seed: int, engine: Engine, covariance_type: str, log: bool) -> StratificationResult:
     n, index = values.shape[0], X.index
-    pre = _pipeline(method, ks[0], n_components_pca, scaling, covariance_type, seed)[:-1]
+    pre = _pipeline(method, ks[0], n_components_pca, scaling, covariance_type, seed, log,
+                    frames=True)[:-1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         Z = np.asarray(pre.fit_transform(X))
-    logx = np.asarray(pre[:2].transform(X))
+    # imputed (and log2) values: the preprocessing before the scaling
+    logx = np.asarray(pre[:[name for name, _ in pre.steps].index("scale")].transform(X),
+                      dtype=np.float64)
 
     # choose k
     fits: dict[int, SizeOrderedClusterer] = {}
@@ -562,7 +602,7 @@ def _stratify(X: pd.DataFrame, values: np.ndarray, ids_list: list[Any], features
 
     # bootstrap stability
     cfg = {"method": method, "k": k_best, "n_components_pca": n_components_pca, "scaling": scaling,
-           "covariance_type": covariance_type}
+           "covariance_type": covariance_type, "log": log}
     seeds = spawn_seeds(seed, bootstraps)
     results = engine.map(_bootstrap_task, [(values, logx, labels, cfg, s) for s in seeds])
     aris = np.array([r[0] for r in results], dtype=float)
@@ -570,7 +610,7 @@ def _stratify(X: pd.DataFrame, values: np.ndarray, ids_list: list[Any], features
     for _, top in results:
         top_counts[top] += 1
 
-    profiles, g = _profiles(logx, values, labels, k_best, features)
+    profiles, g = _profiles(logx, values, labels, k_best, features, log)
     signature = _signature(logx, labels, g, k_best, features, top_counts, bootstraps, seed)
     tables = {"k_selection": k_sel, "assignments": assignments, "profiles": profiles,
               "signature": signature}
@@ -591,7 +631,7 @@ def _stratify(X: pd.DataFrame, values: np.ndarray, ids_list: list[Any], features
     params: dict[str, Any] = {
         "method": method, "k": k, "k_range": list(k_range), "criterion": criterion,
         "n_components_pca": n_components_pca, "scaling": scaling, "bootstraps": bootstraps,
-        "seed": seed, "covariance_type": covariance_type, "engine": repr(engine),
+        "seed": seed, "covariance_type": covariance_type, "engine": repr(engine), "log": bool(log),
         "space_dimensions": int(Z.shape[1]),
         "space_pca_components": int(space.pca_.n_components_) if space.pca_ is not None else None,
     }

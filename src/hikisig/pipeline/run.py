@@ -12,6 +12,7 @@ import os
 import platform
 import shutil
 import tempfile
+import traceback
 import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,11 +25,12 @@ import pandas as pd
 from hikisig.analysis.study import StudyData, load_study, store_url
 from hikisig.config import StudyConfig, load_config
 from hikisig.config import config_sha256 as sha256_of_config
-from hikisig.errors import HikisigError, TooFewSamplesError
+from hikisig.errors import HikisigError, RunFailedError, TooFewSamplesError
 from hikisig.models.projection import cluster_matrix, pca_scores
 from hikisig.models.result import frame_sha256
+from hikisig.prep.markers import marker_status
 from hikisig.results import STAGES, PreprocessingStep, Provenance, RunMethods, RunResults
-from hikisig.stats.describe import cohort_summary, group_summary, missingness
+from hikisig.stats.describe import cohort_summary, group_summary, missingness, nonpositive_counts
 from hikisig.versions import package_versions
 
 __all__ = ["STAGES", "execute", "run", "run_study"]
@@ -106,8 +108,9 @@ def _criteria(config: StudyConfig, base: Path | None, study: str, obs: pd.DataFr
 
 
 def _standard_obs(study: StudyData) -> pd.DataFrame:
-    """group, sex, age, participant and visit of the analysed samples, under those names."""
-    ds, d = study.data, study.design
+    """group, sex, age, participant and visit of the samples of the statistics, under those
+    names."""
+    ds, d = study.stats_data, study.design
     obs = pd.DataFrame(index=ds.X.index)
     obs["group"] = ds.column(d.group).astype(str)
     obs["sex"] = ds.column(d.sex).astype(object) if d.sex else None
@@ -124,15 +127,37 @@ def _standard_obs(study: StudyData) -> pd.DataFrame:
 def _methods(config: StudyConfig, study: StudyData) -> RunMethods:
     pre, d = config.preprocessing, study.design
     steps: list[PreprocessingStep] = []
-    if pre.input_scale != "linear":
+    additive = pre.input_scale == "z"
+    if additive:
+        steps.append(PreprocessingStep("additive scale", "values analysed as given (z-scores or "
+                                       "already centred): tests on the values, effects as "
+                                       "differences of means, no log"))
+    elif pre.input_scale != "linear":
         steps.append(PreprocessingStep("back-transformation", f"stored {pre.input_scale} values "
                                        "brought back to the linear scale"))
+    q = study.quality
+    if q.rsd_max is not None:
+        steps.append(PreprocessingStep("QC-RSD filter", f"analytes with an RSD over {q.n_qc} QC "
+                                       f"samples above {100 * q.rsd_max:.0f}% removed "
+                                       f"({len(q.dropped)} removed)"))
+    if q.drift != "none":
+        steps.append(PreprocessingStep("drift correction", "QC-robust LOESS within batch along the "
+                                       "injection order; batches median-centred"))
+    if q.normalise != "none":
+        steps.append(PreprocessingStep(f"{q.normalise} normalisation", "of the study samples"))
+    r = study.repeats
+    if r is not None and r.repeated:
+        steps.append(PreprocessingStep("repeated samples", r.describe()))
     steps += [
         PreprocessingStep("missingness filter", f"analytes missing in more than "
                           f"{pre.max_missing:.0%} of samples removed ({len(study.dropped)} removed)"),
-        PreprocessingStep("half-minimum imputation", "per analyte, fitted within each training "
-                          "fold for the models"),
-        PreprocessingStep("log2 transformation"),
+        PreprocessingStep("median imputation" if additive else "half-minimum imputation",
+                          "per analyte, fitted within each training fold for the models"
+                          + ("" if additive else "; values <= 0 imputed like missing values")),
+    ]
+    if not additive:
+        steps.append(PreprocessingStep("log2 transformation"))
+    steps += [
         PreprocessingStep("autoscaling", "discrimination and stratification, fitted within "
                           "training folds"),
         PreprocessingStep(f"{config.severity.scaling} scaling", "severity (PLS) model, after "
@@ -175,10 +200,9 @@ def _run_study(config: StudyConfig, engine: Any, *, config_sha256: str, base: Pa
                progress: Progress | None) -> RunResults:
     start = _now()
     say = progress or (lambda _stage: None)
-    seed = config.run.seed
     say("data")
     study = load_study(config.source, config.design, config.preprocessing, base=base)
-    ds, d = study.data, study.design
+    ds, d = study.stats_data, study.design
     obs = _standard_obs(study)
     values, notes = study.markers
     per_analyte, per_sample = missingness(ds.X)
@@ -188,9 +212,46 @@ def _run_study(config: StudyConfig, engine: Any, *, config_sha256: str, base: Pa
         marker_formulas=notes, methods=_methods(config, study),
         cohort=cohort_summary(obs["group"], d.case, d.control, obs["sex"] if d.sex else None,
                               obs["age"]),
-        missing_by_analyte=per_analyte, missing_by_sample=per_sample)
+        missing_by_analyte=per_analyte, missing_by_sample=per_sample,
+        nonpositive=nonpositive_counts(ds.X) if not study.additive else None,
+        analyte_mapping=study.data.analyte_mapping(), quality=study.quality,
+        repeats=study.repeats, markers_skipped=_skipped_markers(study))
+    try:
+        _stages(config, study, results, engine, base, say)
+    except Exception as exc:  # the finished stages are written, with what failed and why
+        results.failed_stage = results.running or "data"
+        results.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if not isinstance(exc, HikisigError):
+            results.traceback = traceback.format_exc()
+    results.running = None
+    if results.models:
+        from hikisig.models.signature import consensus_signature
+
+        results.consensus = consensus_signature(list(results.models.values()))
+    results.provenance = Provenance(
+        config_sha256=config_sha256 or sha256_of_config(config),
+        data_sha256=frame_sha256(ds.X), study=ds.study, synthetic=ds.synthetic,
+        seed=config.run.seed, engine=config.run.engine, versions=package_versions(),
+        start_time=start, end_time=_now(), platform=platform.platform(),
+        failed_stage=results.failed_stage, error=results.error)
+    return results
+
+
+def _skipped_markers(study: StudyData) -> pd.DataFrame | None:
+    """Curated markers that were not computed, with the components the data lack."""
+    if study.additive:
+        return None
+    status = marker_status(study.stats_data.X)
+    return status[~status["computed"]].reset_index(drop=True)
+
+
+def _stages(config: StudyConfig, study: StudyData, results: RunResults, engine: Any,
+            base: Path | None, say: Callable[[str], None]) -> None:
+    """Everything after the data: each stage's results go into ``results`` as it finishes."""
+    ds, d, obs, seed = study.stats_data, study.design, results.obs, config.run.seed
+    results.running = "data"
     if ds.X.shape[0] >= 3 and ds.X.shape[1] >= 2:
-        results.pca = pca_scores(ds.X)
+        results.pca = pca_scores(ds.X, **study._scale("log"))
     quest = _questionnaires(config, base, ds.study, obs)
     if quest is not None:
         results.questionnaires = quest
@@ -202,6 +263,7 @@ def _run_study(config: StudyConfig, engine: Any, *, config_sha256: str, base: Pa
         crit["group"] = crit["id"].map(obs.drop_duplicates("participant")
                                        .set_index("participant")["group"].to_dict())
         results.criteria = crit
+    results.running = "statistics"
     say("statistics")
     if config.stats.enabled:
         results.stats = study.statistics(config.stats, engine=engine)
@@ -215,6 +277,7 @@ def _run_study(config: StudyConfig, engine: Any, *, config_sha256: str, base: Pa
                                                               engine=engine)),
     ]
     for stage, section, fit in stages:
+        results.running = stage
         say(stage)
         if not getattr(config, section).enabled:
             results.skipped[stage] = f"disabled in the study config ({section}.enabled = false)"
@@ -227,18 +290,8 @@ def _run_study(config: StudyConfig, engine: Any, *, config_sha256: str, base: Pa
     if st is not None:
         top = [a for a in st.signature.sort_values("rank", kind="stable")["analyte"].astype(str)
                if a in ds.X.columns][:20]
-        results.cluster_values, results.cluster_of = cluster_matrix(ds.X, st.tables["assignments"],
-                                                                    top)
-    if results.models:
-        from hikisig.models.signature import consensus_signature
-
-        results.consensus = consensus_signature(list(results.models.values()))
-    results.provenance = Provenance(
-        config_sha256=config_sha256 or sha256_of_config(config),
-        data_sha256=frame_sha256(ds.X), study=ds.study, synthetic=ds.synthetic, seed=seed,
-        engine=config.run.engine, versions=package_versions(), start_time=start, end_time=_now(),
-        platform=platform.platform())
-    return results
+        results.cluster_values, results.cluster_of = cluster_matrix(
+            ds.X, st.tables["assignments"], top, **study._scale("log"))
 
 
 def _text_or_none(v: Any) -> str | None:
@@ -263,6 +316,10 @@ def _write_tables(results: RunResults, folder: Path) -> list[str]:
             tables[f"{kind}_{name}"] = t
     if results.consensus is not None:
         tables["consensus_signature"] = results.consensus
+    if results.analyte_mapping is not None:
+        tables["analyte_mapping"] = results.analyte_mapping
+    if results.markers_skipped is not None and len(results.markers_skipped):
+        tables["derived_markers_skipped"] = results.markers_skipped
     folder.mkdir(parents=True, exist_ok=True)
     for name, t in tables.items():
         t.to_csv(folder / f"{name}.csv", index=False, lineterminator="\n")
@@ -297,13 +354,23 @@ def execute(config: StudyConfig, out: Path, *, config_sha256: str = "", base: Pa
             prov.tables, prov.models = names, sorted(results.models)
             (tmp / "provenance.json").write_text(json.dumps(prov.to_dict(), indent=2, default=str)
                                                  + "\n")
+        if results.traceback:
+            (tmp / "error.log").write_text(results.traceback, encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
-        return results, out
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    if results.failed_stage is not None:
+        where = f"the finished stages, the report and provenance.json are in {out}"
+        if results.traceback:
+            raise RunFailedError(f"internal error in the {results.failed_stage} stage: "
+                                 f"{results.error} ({where}; the traceback is in "
+                                 f"{out / 'error.log'})", results.failed_stage, str(out), True)
+        raise RunFailedError(f"the {results.failed_stage} stage failed: {results.error} ({where})",
+                             results.failed_stage, str(out))
+    return results, out
 
 
 def run(config: StudyConfig | str | Path, out: str | Path | None = None, *,

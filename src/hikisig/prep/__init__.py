@@ -6,10 +6,13 @@ cross-validation, a missingness filter and imputation
 (:mod:`hikisig.prep.missing`), sample normalisation
 (:mod:`hikisig.prep.normalise`), log transform and scaling
 (:mod:`hikisig.prep.transform`). Curated derived markers (ratios and sums of
-catalog analytes) are in :mod:`hikisig.prep.markers`. Every transformer follows scikit-learn's
-conventions: statistics are learned in ``fit`` from training samples only,
-column names are kept, ``set_output(transform="pandas")`` is supported and
-the output is float64.
+catalog analytes, computed only when every required component is present;
+:func:`marker_status` tells which are skipped and why) are in
+:mod:`hikisig.prep.markers`. Zeros and negative concentrations are values
+below detection: :class:`MinFractionImputer` treats them as missing by default.
+Every transformer follows scikit-learn's conventions: statistics are learned
+in ``fit`` from training samples only, column names are kept,
+``set_output(transform="pandas")`` is supported and the output is float64.
 
 Examples
 --------
@@ -23,9 +26,10 @@ Examples
 
 from __future__ import annotations
 
-from hikisig.prep.markers import MARKERS, derived_markers
+from hikisig.prep.markers import MARKERS, derived_markers, marker_status
 from hikisig.prep.missing import (
     IMPUTERS,
+    NONPOSITIVE,
     KNNImputer,
     LODImputer,
     MinFractionImputer,
@@ -42,6 +46,7 @@ __all__ = [
     "LOG_BASES",
     "MARKERS",
     "MIN_QC_PER_BATCH",
+    "NONPOSITIVE",
     "SCALINGS",
     "KNNImputer",
     "LODImputer",
@@ -58,4 +63,5 @@ __all__ = [
     "derived_markers",
     "glog",
     "make_imputer",
+    "marker_status",
 ]

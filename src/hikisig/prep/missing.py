@@ -8,13 +8,18 @@ or the LOD) rather than a mean.
 * :class:`MissingFilter` drops analytes with too many missing values, overall
   or (the "80 % rule") when no group has enough observed values.
 * :class:`MinFractionImputer` fills ``fraction`` x the training minimum of each
-  analyte (``fraction=0.5``: the usual half-minimum imputation).
-* :class:`LODImputer` fills ``fraction`` x the analyte's LOD.
+  analyte (``fraction=0.5``: the usual half-minimum imputation). Zeros and
+  negative values of a concentration are values below detection too (kit
+  exports write them for ``<LOD``): by default (``nonpositive="missing"``) they
+  are treated like missing values, left out of the minimum and replaced.
+* :class:`LODImputer` fills ``fraction`` x the analyte's LOD (the same
+  ``nonpositive`` option, keeping values <= 0 by default).
 * k-nearest-neighbour imputation is :class:`sklearn.impute.KNNImputer` and
   median imputation is ``sklearn.impute.SimpleImputer(strategy="median")``;
   both are re-exported here and are not rewritten. Note that, unlike the two
   imputers above, they silently drop analytes that are missing in every
-  training sample (``keep_empty_features=False``).
+  training sample (``keep_empty_features=False``), and they keep values <= 0
+  (a later plain log then stops with an error naming the analyte and sample).
 * :func:`make_imputer` builds any of them from a method name.
 
 Imputation statistics are learned in ``fit`` from training samples only, so
@@ -36,6 +41,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 __all__ = [
     "IMPUTERS",
+    "NONPOSITIVE",
     "KNNImputer",
     "LODImputer",
     "MinFractionImputer",
@@ -46,6 +52,8 @@ __all__ = [
 
 #: Method names understood by :func:`make_imputer`.
 IMPUTERS = ("half_min", "min_fraction", "lod", "knn", "median")
+#: Values of the ``nonpositive`` parameter of the imputers.
+NONPOSITIVE = ("missing", "keep")
 
 _MAX_LISTED = 10
 
@@ -241,10 +249,43 @@ def _select(X: np.ndarray, support: np.ndarray) -> np.ndarray:
 # -- imputers ----------------------------------------------------------------------------------
 
 
+def _below_detection(X: np.ndarray, nonpositive: str) -> np.ndarray:
+    """Where ``X`` is missing, or (``nonpositive="missing"``) zero or negative."""
+    missing = np.isnan(X)
+    if nonpositive == "missing":
+        with np.errstate(invalid="ignore"):
+            missing |= X <= 0
+    return missing
+
+
+def _positive_minimum(est: BaseEstimator, X: np.ndarray, nonpositive: str, what: str,
+                      cols: np.ndarray | None = None) -> np.ndarray:
+    """Smallest usable training value of each column (of the columns ``cols``; values <= 0
+    left out with ``nonpositive="missing"``); a ValueError names the columns without one."""
+    cols = np.arange(X.shape[1]) if cols is None else np.asarray(cols, dtype=np.intp)
+    X = X[:, cols]
+    usable = ~_below_detection(X, nonpositive)
+    none = np.flatnonzero(~usable.any(axis=0))
+    if none.size:
+        all_nan = np.isnan(X[:, none]).all(axis=0)
+        if all_nan.any():
+            raise _all_missing_error(est, cols[none[all_nan]], what)
+        raise ValueError(
+            f"cannot impute {what}: feature(s) {_listing(_feature_names(est, cols[none]))} have "
+            "no positive value in any training sample (values <= 0 count as missing with "
+            "nonpositive='missing'); drop them first, or use nonpositive='keep' for data that "
+            "are not concentrations"
+        )
+    out: np.ndarray = np.min(np.where(usable, X, np.inf), axis=0)
+    return out
+
+
 class _FillImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
-    """Replace NaN by a per-feature fill value ``fill_values_`` learned in fit."""
+    """Replace NaN (and, with ``nonpositive="missing"``, values <= 0) by a per-feature fill
+    value ``fill_values_`` learned in fit."""
 
     fill_values_: np.ndarray
+    nonpositive: str
 
     def transform(self, X: Any) -> np.ndarray:
         """Replace missing values by the fitted fill values.
@@ -260,7 +301,9 @@ class _FillImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "fill_values_")
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False,
                           copy=True)
-        rows, cols = np.nonzero(np.isnan(X))
+        # imputers saved before ``nonpositive`` existed only filled NaN
+        nonpositive = getattr(self, "nonpositive", "keep")
+        rows, cols = np.nonzero(_below_detection(X, nonpositive))
         X[rows, cols] = self.fill_values_[cols]
         return X
 
@@ -274,17 +317,25 @@ class MinFractionImputer(_FillImputer):
     """Replace missing values by a fraction of the analyte's training minimum.
 
     With ``fraction=0.5`` this is the common half-minimum imputation for values
-    below the limit of detection. Meant for raw (positive) concentrations.
+    below the limit of detection. Meant for raw (positive) concentrations, where
+    zeros and negative values are values below detection too.
 
     Parameters
     ----------
     fraction : float, default=0.5
         Multiplier in (0, 1] of the smallest observed training value.
+    nonpositive : {"missing", "keep"}, default="missing"
+        ``"missing"``: values <= 0 are below detection, like missing values: the
+        minimum is learned from the positive training values, and ``transform``
+        replaces values <= 0 as it replaces NaN. ``"keep"``: only NaN is missing;
+        values <= 0 enter the minimum and are kept (for data that are not
+        concentrations; the fill value may then be zero or negative).
 
     Attributes
     ----------
     min_ : ndarray of shape (n_features,)
-        Smallest observed training value of each analyte.
+        Smallest observed training value of each analyte (the smallest positive one
+        with ``nonpositive="missing"``).
     fill_values_ : ndarray of shape (n_features,)
         ``fraction * min_``.
     n_features_in_ : int
@@ -294,19 +345,25 @@ class MinFractionImputer(_FillImputer):
     Raises
     ------
     ValueError
-        In ``fit``, when an analyte is missing in every training sample.
+        In ``fit``, when ``nonpositive`` is not a valid option, or an analyte is
+        missing (or, with ``nonpositive="missing"``, not positive) in every
+        training sample.
 
     Examples
     --------
-    >>> X = np.array([[4.0, np.nan], [2.0, 10.0], [np.nan, 8.0]])
+    >>> X = np.array([[4.0, np.nan], [2.0, 10.0], [np.nan, 8.0], [0.0, 12.0]])
     >>> MinFractionImputer().fit_transform(X)
     array([[ 4.,  4.],
            [ 2., 10.],
-           [ 1.,  8.]])
+           [ 1.,  8.],
+           [ 1., 12.]])
+    >>> MinFractionImputer(nonpositive="keep").fit_transform(X)[:, 0]
+    array([4., 2., 0., 0.])
     """
 
-    def __init__(self, fraction: float = 0.5) -> None:
+    def __init__(self, fraction: float = 0.5, nonpositive: str = "missing") -> None:
         self.fraction = fraction
+        self.nonpositive = nonpositive
 
     def fit(self, X: Any, y: Any = None) -> MinFractionImputer:
         """Learn the minimum of each analyte.
@@ -321,11 +378,9 @@ class MinFractionImputer(_FillImputer):
         self
         """
         fraction = _check_fraction("fraction", self.fraction)
+        _check_option("nonpositive", self.nonpositive, NONPOSITIVE)
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
-        empty = np.flatnonzero(np.isnan(X).all(axis=0))
-        if empty.size:
-            raise _all_missing_error(self, empty, "by a fraction of the minimum")
-        self.min_ = np.nanmin(X, axis=0)
+        self.min_ = _positive_minimum(self, X, self.nonpositive, "by a fraction of the minimum")
         self.fill_values_ = fraction * self.min_
         return self
 
@@ -345,6 +400,11 @@ class LODImputer(_FillImputer):
     fraction : float, default=0.5
         Multiplier in (0, 1]: missing values become ``fraction * LOD``
         (``LOD / 2`` by default).
+    nonpositive : {"keep", "missing"}, default="keep"
+        ``"keep"``: only NaN is missing; values <= 0 are kept (a later plain log
+        rejects them, naming the analyte and sample). ``"missing"``: values <= 0
+        are below detection and replaced like NaN, and the fallback minimum is that
+        of the positive training values (as in :class:`MinFractionImputer`).
 
     Attributes
     ----------
@@ -360,8 +420,8 @@ class LODImputer(_FillImputer):
     ------
     ValueError
         In ``fit``, when an LOD is not positive, a dict names an unknown
-        feature, the LOD array has the wrong length, or an analyte without LOD
-        is missing in every training sample.
+        feature, the LOD array has the wrong length, ``nonpositive`` is not a
+        valid option, or an analyte without LOD has no usable training value.
 
     Examples
     --------
@@ -372,9 +432,10 @@ class LODImputer(_FillImputer):
            [55. , 90. ]])
     """
 
-    def __init__(self, lod: Any = None, fraction: float = 0.5) -> None:
+    def __init__(self, lod: Any = None, fraction: float = 0.5, nonpositive: str = "keep") -> None:
         self.lod = lod
         self.fraction = fraction
+        self.nonpositive = nonpositive
 
     def _resolve_lod(self, n_features: int) -> np.ndarray:
         lod = np.full(n_features, np.nan)
@@ -416,15 +477,14 @@ class LODImputer(_FillImputer):
         self
         """
         fraction = _check_fraction("fraction", self.fraction)
+        _check_option("nonpositive", self.nonpositive, NONPOSITIVE)
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
         lod = self._resolve_lod(X.shape[1])
-        fallback = np.isnan(lod)
-        empty = np.flatnonzero(fallback & np.isnan(X).all(axis=0))
-        if empty.size:
-            raise _all_missing_error(self, empty, "without an LOD")
+        fallback = np.flatnonzero(np.isnan(lod))
         base = lod.copy()
-        if fallback.any():
-            base[fallback] = np.nanmin(X[:, fallback], axis=0)
+        if fallback.size:
+            base[fallback] = _positive_minimum(self, X, self.nonpositive, "without an LOD",
+                                               fallback)
         self.lod_ = lod
         self.fill_values_ = fraction * base
         return self

@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from hikisig.prep.missing import _check_option, _feature_names, _listing
+from hikisig.prep.missing import _check_option, _sample_names
 
 __all__ = ["LOG_BASES", "SCALINGS", "LogTransformer", "Scaler", "glog"]
 
@@ -63,6 +63,32 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float | np.number) and not isinstance(value, bool)
 
 
+_MAX_SHOWN = 3
+
+
+def _bad_values(est: BaseEstimator, X_in: Any, bad: np.ndarray) -> str:
+    """Which analytes hold offending values, in which samples (``bad``: samples x features),
+    e.g. ``feature(s) 'Arg' in sample(s) 'S01', 'S07'; 'Cit' in sample(s) 'S02'``.
+
+    Features are named by their column names (``column <j>`` for array input) and
+    samples by the index labels of ``X_in`` (``row <i>`` for array input).
+    """
+    names = getattr(est, "feature_names_in_", None)
+    has_index = getattr(X_in, "index", None) is not None
+    cols = np.flatnonzero(bad.any(axis=0))
+    parts = []
+    for j in cols[:_MAX_SHOWN]:
+        rows = np.flatnonzero(bad[:, j])
+        feature = repr(str(names[j])) if names is not None else f"column {j}"
+        shown = [repr(v) for v in _sample_names(X_in, rows[:_MAX_SHOWN])] if has_index else \
+            [f"row {i}" for i in rows[:_MAX_SHOWN]]
+        etc = f", ... ({rows.size} in all)" if rows.size > _MAX_SHOWN else ""
+        parts.append(f"{feature} in sample(s) {', '.join(shown)}{etc}")
+    if cols.size > _MAX_SHOWN:
+        parts.append(f"and {cols.size - _MAX_SHOWN} more feature(s)")
+    return "feature(s) " + "; ".join(parts)
+
+
 class LogTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Logarithm of concentrations, optionally after adding an offset.
 
@@ -95,7 +121,10 @@ class LogTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     ------
     ValueError
         With a plain log, when a value plus ``offset`` is zero or negative;
-        the message names the features.
+        the message names the features and, for each, the first such sample
+        (an error instead of ``-inf``). Zeros and negative concentrations are
+        values below detection: impute them first with
+        :class:`~hikisig.prep.MinFractionImputer`, which treats them as missing.
 
     Examples
     --------
@@ -127,15 +156,17 @@ class LogTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Xv = Xv + float(self.offset)
         if self.base != "glog":
             with np.errstate(invalid="ignore"):
-                bad = np.flatnonzero(np.any(Xv <= 0, axis=0))
-                negative = bool(np.any(Xv < 0))
-            if bad.size:
+                cells = Xv <= 0
+            if cells.any():
+                with np.errstate(invalid="ignore"):
+                    negative = bool(np.any(Xv < 0))
                 lead = "Negative values in data: " if negative else ""
                 plus = f" + offset {self.offset}" if self.offset else ""
                 raise ValueError(
-                    f"{lead}{self.base} needs positive values; feature(s) "
-                    f"{_listing(_feature_names(self, bad))} have values{plus} <= 0. "
-                    "Impute or filter them, give offset > 0, or use base='glog'"
+                    f"{lead}{self.base} needs positive values; values{plus} <= 0 in "
+                    f"{_bad_values(self, X, cells)}. Values <= 0 of a concentration are below "
+                    "detection: impute them (MinFractionImputer treats them as missing) or filter "
+                    "them, give offset > 0, or use base='glog'"
                 )
         return Xv
 

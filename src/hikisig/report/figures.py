@@ -34,6 +34,8 @@ __all__ = [
     "missingness",
     "pca",
     "pls_observed_predicted",
+    "qc_pca",
+    "qc_rsd",
     "roc",
     "vip",
     "volcano",
@@ -145,11 +147,16 @@ def pca(pcs: PCAScores, obs: pd.DataFrame, case_label: str, control_label: str) 
 
 # -- volcano ------------------------------------------------------------------
 def volcano(tab: pd.DataFrame, names: dict[str, str], title: str, q_cut: float = 0.05,
-            n_labels: int = 8) -> str:
-    """log2 fold change vs -log10 p; q < ``q_cut`` highlighted, the top ``n_labels`` annotated."""
-    t = tab.dropna(subset=["p", "fold_change"])
-    t = t[t["fold_change"] > 0]
-    x = np.log2(t["fold_change"].to_numpy(float))
+            n_labels: int = 8, additive: bool = False) -> str:
+    """log2 fold change (on an additive scale: the difference of means) vs -log10 p; q <
+    ``q_cut`` highlighted, the top ``n_labels`` annotated."""
+    if additive:
+        t = tab.dropna(subset=["p", "effect"])
+        x = t["effect"].to_numpy(float)
+    else:
+        t = tab.dropna(subset=["p", "fold_change"])
+        t = t[t["fold_change"] > 0]
+        x = np.log2(t["fold_change"].to_numpy(float))
     y = -np.log10(np.clip(t["p"].to_numpy(float), 1e-300, 1.0))
     sig = (t["q"] < q_cut).to_numpy()
     fig, ax = _figure(5.0, 4.2)
@@ -166,7 +173,8 @@ def volcano(tab: pd.DataFrame, names: dict[str, str], title: str, q_cut: float =
                     textcoords="offset points", fontsize=7, color="#333333")
     lim = max(0.25, float(np.nanmax(np.abs(x))) * 1.15) if len(x) else 1.0
     ax.set_xlim(-lim, lim)
-    ax.set_xlabel("log2 fold change (cases / controls)")
+    ax.set_xlabel("difference of means (cases - controls)" if additive
+                  else "log2 fold change (cases / controls)")
     ax.set_ylabel("-log10 p (Welch t test)")
     ax.set_title(title)
     ax.legend(loc="upper left", fontsize=7)
@@ -333,6 +341,37 @@ def cluster_profiles(Z: pd.DataFrame, clusters: pd.Series, names: dict[str, str]
     ax.axhline(0, color="#888888", lw=0.6)
     ax.set_xticks(xs, [names.get(c, c) for c in Z.columns], rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("mean z (log2, autoscaled)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+# -- quality control ----------------------------------------------------------------
+def qc_rsd(rsd: pd.Series, rsd_max: float | None) -> str:
+    """Distribution of the analytes' RSD over the QC samples, with the filter's threshold."""
+    v = rsd.dropna().to_numpy(float)
+    fig, ax = _figure(5.0, 3.2)
+    if len(v):
+        ax.hist(np.clip(v, 0, 1.0), bins=40, color="#5d6d7e")
+    if rsd_max is not None:
+        ax.axvline(rsd_max, color=CASE_COLOUR, ls="--", lw=1,
+                   label=f"threshold {100 * rsd_max:.0f}%")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("RSD over QC samples (values above 100% shown at 100%)")
+    ax.set_ylabel("analytes")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def qc_pca(scores: pd.DataFrame, explained: np.ndarray) -> str:
+    """PCA scores of study and QC samples (QC samples should cluster tightly)."""
+    fig, ax = _figure(5.0, 4.2)
+    for kind, colour, marker in (("study", "#b0b7bf", "o"), ("qc", CASE_COLOUR, "D")):
+        sub = scores[scores["type"] == kind]
+        ax.scatter(sub["PC1"], sub["PC2"], s=18 if kind == "study" else 26, color=colour,
+                   marker=marker, lw=0, label=f"{kind} (n={len(sub)})")
+    ax.set_xlabel(f"PC1 ({100 * explained[0]:.1f}% of variance)")
+    ax.set_ylabel(f"PC2 ({100 * explained[1]:.1f}% of variance)" if len(explained) > 1 else "PC2")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _png(fig)

@@ -81,6 +81,11 @@ def _ci(v: Any, lo: Any, hi: Any, fmt: Any = _num) -> str:
     return f"{fmt(v)} ({fmt(lo)}–{fmt(hi)})"
 
 
+def names_of(results: RunResults) -> dict[str, str]:
+    """Display names of analytes and markers."""
+    return _names(results)
+
+
 def _names(results: RunResults) -> dict[str, str]:
     names: dict[str, str] = {}
     if "display_name" in results.var:
@@ -117,6 +122,8 @@ def _cohort(r: RunResults) -> Section:
                               f"p = {_p(c.sex_p)}.")
     if c.age_t is not None:
         sec.paragraphs.append(f"Age, cases vs controls: Welch t test t = {c.age_t:.2f}, p = {_p(c.age_p)}.")
+    if r.repeats is not None:
+        sec.paragraphs.append(f"Samples: {r.repeats.describe()}.")
     return sec
 
 
@@ -171,12 +178,69 @@ def _quality(r: RunResults) -> Section:
         sec.paragraphs.append(
             f"{len(r.methods.dropped_analytes)} analyte(s) missing in more than "
             f"{r.methods.max_missing:.0%} of samples were left out before the analyses.")
+    if r.nonpositive is not None and len(r.nonpositive):
+        shown = ", ".join(f"{names_of(r).get(str(a), str(a))} ({int(n)})"
+                          for a, n in r.nonpositive.head(8).items())
+        sec.paragraphs.append(
+            f"{int(r.nonpositive.sum())} values <= 0 in {len(r.nonpositive)} analyte(s), read as below "
+            f"detection: left out of geometric means, fold changes and the log-scale linear model, "
+            f"and imputed like missing values inside the model folds ({shown}"
+            f"{', ...' if len(r.nonpositive) > 8 else ''}).")
+    m = r.analyte_mapping
+    if m is not None and len(m):
+        unmatched = int((m["match"] == "unmatched").sum())
+        sec.paragraphs.append(f"{len(m)} analyte columns: {len(m) - unmatched} matched to the analyte "
+                              f"catalog, {unmatched} analysed under their own names "
+                              "(tables/analyte_mapping.csv).")
     sec.figures.append(Figure(
         "fig-missingness", F.missingness(per_analyte, per_sample, r.obs, r.case_label, r.control_label),
         "Bar chart of the fraction of missing values per analyte and box plots of missingness per sample "
         "by group",
         "Missingness. Left: fraction of samples missing per analyte, sorted. Right: fraction of analytes "
         "missing per sample, by group."))
+    return sec
+
+
+def _quality_control(r: RunResults, names: dict[str, str]) -> Section:
+    sec = Section("qc", "3b Quality control")
+    q = r.quality
+    if q is None or (not q.n_qc and not q.n_blank and q.normalise == "none"):
+        sec.ran, sec.note = False, ("Quality control was not run: the data have no QC samples "
+                                    "(preprocessing.sample_type, qc_label) and no normalisation "
+                                    "was asked for.")
+        return sec
+    steps = []
+    if q.rsd_max is not None:
+        steps.append(f"analytes with an RSD over the QC samples above {100 * q.rsd_max:.0f}% dropped "
+                     f"({len(q.dropped)})")
+    if q.drift != "none":
+        steps.append("drift corrected by QC-robust LOESS within batch along the injection order, "
+                     "batches median-centred")
+    if q.normalise != "none":
+        steps.append(f"samples normalised ({q.normalise})")
+    sec.paragraphs.append(
+        f"{q.n_qc} QC and {q.n_blank} blank sample(s) in the run, set aside after quality control; "
+        + ("; ".join(steps) if steps else "no QC step was asked for (preprocessing.qc_rsd_max, "
+                                          "drift, normalise)") + ".")
+    if q.rsd is not None:
+        med = float(q.rsd.median())
+        sec.paragraphs.append(f"Median RSD over the QC samples: {100 * med:.1f}%; "
+                              f"{int((q.rsd > 0.3).sum())} analyte(s) above 30%.")
+        sec.figures.append(Figure(
+            "fig-qc-rsd", F.qc_rsd(q.rsd, q.rsd_max),
+            "Histogram of the relative standard deviation of each analyte over the QC samples",
+            "RSD of each analyte over the pooled QC samples" + (" (dashed: the filter's threshold)."
+                                                                  if q.rsd_max is not None else ".")))
+    if q.scores is not None and q.explained is not None:
+        sec.figures.append(Figure(
+            "fig-qc-pca", F.qc_pca(q.scores, q.explained),
+            "Scatter plot of principal components 1 and 2 of study and QC samples",
+            "PCA of study and QC samples (log2, half-minimum imputed, autoscaled) after drift "
+            "correction: the QC samples should cluster tightly."))
+    if q.dropped:
+        sec.tables.append(Table(["analyte", "RSD over QC"], [
+            [names.get(a, a), _pct(q.rsd[a]) if q.rsd is not None else "–"] for a in q.dropped],
+            "Analytes dropped by the QC-RSD filter."))
     return sec
 
 
@@ -211,12 +275,15 @@ def _volcano(r: RunResults, names: dict[str, str]) -> Section:
             sec.paragraphs.append(f"No Welch tests for {title}.")
             continue
         nsig = int((t["q"] < 0.05).sum())
+        additive = r.methods.input_scale == "z"
+        x_text = ("difference of means (cases - controls)" if additive
+                  else "log2 fold change (cases/controls, geometric means)")
         sec.figures.append(Figure(
-            f"fig-volcano-{stratum}", F.volcano(t, names, f"Cases vs controls: {title}"),
-            f"Volcano plot of log2 fold change against minus log10 p for {title}",
-            f"Volcano plot, {title}: log2 fold change (cases/controls, geometric means) vs −log10 p of the "
-            f"Welch t test; {nsig} of {len(t)} features with q < 0.05 (coloured); the 8 smallest p "
-            "labelled."))
+            f"fig-volcano-{stratum}", F.volcano(t, names, f"Cases vs controls: {title}",
+                                                additive=additive),
+            f"Volcano plot of {x_text.split(' (')[0]} against minus log10 p for {title}",
+            f"Volcano plot, {title}: {x_text} vs −log10 p of the Welch t test; {nsig} of {len(t)} "
+            "features with q < 0.05 (coloured); the 8 smallest p labelled."))
     return sec
 
 
@@ -238,11 +305,13 @@ def _boxplots(r: RunResults, names: dict[str, str]) -> Section:
     if not cols:
         sec.ran, sec.note = False, "No overall Welch tests for analytes."
         return sec
+    additive = r.methods.input_scale == "z"
     sec.figures.append(Figure(
-        "fig-boxplots", F.boxplots(r.X, r.obs, cols, names, r.case_label, r.control_label, _units(r)),
+        "fig-boxplots", F.boxplots(r.X, r.obs, cols, names, r.case_label, r.control_label, _units(r),
+                                   log=not additive),
         "Box plots of the six analytes with the smallest q values by group and sex",
-        "The 6 analytes with the smallest overall q (Welch), by group x sex (log2 scale; points are "
-        "samples)."))
+        f"The 6 analytes with the smallest overall q (Welch), by group x sex ("
+        f"{'values as given' if additive else 'log2 scale'}; points are samples)."))
     tab = _top_table(top, names, 6)
     tab.caption = "Overall Welch test of the analytes shown (effect as reported by the test)."
     sec.tables.append(tab)
@@ -253,7 +322,10 @@ def _markers(r: RunResults, names: dict[str, str]) -> Section:
     sec = Section("markers", "7 Derived markers")
     mk = r.markers
     if _is_empty(mk) or mk.shape[1] == 0:
-        sec.ran, sec.note = False, "Derived markers were not run."
+        sec.ran, sec.note = False, ("Derived markers were not run (values on an additive scale)."
+                                    if r.methods.input_scale == "z" else
+                                    "No derived marker has all its components in these data.")
+        _skipped_markers(sec, r)
         return sec
     cols = [str(c) for c in mk.columns]
     fm = r.marker_formulas
@@ -274,12 +346,26 @@ def _markers(r: RunResults, names: dict[str, str]) -> Section:
     extra = ["fold change", "q (Welch)"] if w is not None else []
     sec.tables.append(Table(["marker", "name", "formula", *extra], rows,
                             "Derived markers and their formulas."))
+    _skipped_markers(sec, r)
     return sec
+
+
+def _skipped_markers(sec: Section, r: RunResults) -> None:
+    sk = r.markers_skipped
+    if sk is not None and len(sk):
+        sec.tables.append(Table(["marker", "name", "missing components"], [
+            [str(t.marker), str(t.display_name), str(t.missing)] for t in sk.itertuples()],
+            "Derived markers not computed: a marker is computed only when every component is "
+            "present."))
 
 
 def _not_run(sec: Section, r: RunResults, stage: str, what: str) -> Section:
     sec.ran = False
-    reason = r.skipped.get(stage)
+    if r.failed_stage == stage:
+        sec.note = f"{what} failed: {r.error}."
+        return sec
+    reason = r.skipped.get(stage) or (f"the {r.failed_stage} stage failed before it"
+                                      if r.failed_stage else None)
     sec.note = f"{what} was not run" + (f": {reason}." if reason else ".")
     return sec
 
@@ -424,6 +510,9 @@ def _methods(r: RunResults) -> Section:
 
 def _notes(r: RunResults) -> Section:
     sec = Section("notes", "0 Run notes")
+    if r.failed_stage:
+        sec.paragraphs.append(f"The {r.failed_stage} stage FAILED: {r.error}. The stages before it "
+                              "are reported; the later ones did not run.")
     for stage, reason in r.skipped.items():
         sec.paragraphs.append(f"{stage.capitalize()} did not run: {reason}.")
     for w in r.warnings:
@@ -467,7 +556,8 @@ def render_report(results: RunResults) -> str:
     """
     r = results
     names = _names(r)
-    sections = [_notes(r), _cohort(r), _questionnaires(r), _quality(r), _pca(r), _volcano(r, names),
+    sections = [_notes(r), _cohort(r), _questionnaires(r), _quality(r), _quality_control(r, names),
+                _pca(r), _volcano(r, names),
                 _boxplots(r, names),
                 _markers(r, names), _discrimination(r, names), _severity(r, names), _stratification(r, names),
                 _signatures(r, names), _methods(r), _provenance(r)]

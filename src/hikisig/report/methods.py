@@ -29,12 +29,16 @@ def _statistics(r: RunResults) -> str:
         return f"Univariate statistics were not run{f' ({reason})' if reason else ''}."
     tests = _join([_TEST_NAMES.get(t, t) for t in m.tests])
     mwu = (f" (Mann-Whitney p values {m.mwu_method})" if "mwu" in m.tests else "")
+    additive = m.input_scale == "z"
     parts = [f"Cases ({r.case_label}) and controls ({r.control_label}) were compared with {tests}"
              f"{mwu} in all participants" + (f" and within each level of {m.by!r}" if m.by else "")
-             + "; fold changes are ratios of geometric means."]
+             + ("; values are on an additive scale, so effects are differences of means and no "
+                "fold change is given." if additive else
+                "; fold changes are ratios of geometric means.")]
     if m.by:
         cov = f" + {' + '.join(m.covariates)}" if m.covariates else ""
-        parts.append(f"The linear model log2(value) ~ group * {m.by}{cov} gave the group effect "
+        lhs = "value" if additive else "log2(value)"
+        parts.append(f"The linear model {lhs} ~ group * {m.by}{cov} gave the group effect "
                      f"within each level of {m.by!r} and the group x {m.by} interaction "
                      "(stratum 'interaction').")
     if m.severity:

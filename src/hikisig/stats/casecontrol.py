@@ -5,6 +5,15 @@ of a stratifying variable (sex by default), the linear model
 ``log2(value) ~ group * sex + covariates`` (group effect in each sex and the
 interaction), and correlations with a severity score within cases, and
 returns one tidy DataFrame.
+
+Values <= 0 on a linear scale are below detection: the log-scale quantities
+(geometric means, fold changes and their CIs, the linear model on ``log2``
+values) leave them out like missing values, while the t-tests, Mann-Whitney
+and the correlations use the values as given. With ``additive=True`` (z-scores,
+centred or already-logged data, which may be negative) no log is taken at all:
+the t-tests report the difference of means, the linear model is
+``value ~ group * sex + covariates``, and the fold-change and geometric-mean
+columns are empty.
 """
 
 from __future__ import annotations
@@ -35,35 +44,40 @@ TIDY_COLUMNS = ["analyte", "stratum", "test", "statistic", "p", "q", "effect", "
 
 @dataclass
 class _BlockMoments:
-    """Moments of values and log values in every stratum x group, and counts of values <= 0.
+    """Moments of values and of the logs of the positive values in every stratum x group
+    (``log`` is None on an additive scale, where no log is taken).
 
     Mergeable (:meth:`merge`), so they can be accumulated over row chunks.
     """
 
     x: uv.Moments
-    log: uv.Moments
-    nonpos: np.ndarray
+    log: uv.Moments | None
 
     def merge(self, other: _BlockMoments) -> _BlockMoments:
-        return _BlockMoments(self.x.merge(other.x), self.log.merge(other.log),
-                             self.nonpos + other.nonpos)
+        log = None
+        if self.log is not None and other.log is not None:
+            log = self.log.merge(other.log)
+        return _BlockMoments(self.x.merge(other.x), log)
 
     def take(self, cols: slice) -> _BlockMoments:
-        return _BlockMoments(self.x.take(cols), self.log.take(cols), self.nonpos[:, cols])
+        return _BlockMoments(self.x.take(cols), None if self.log is None else self.log.take(cols))
 
     @staticmethod
     def concat(parts: list[_BlockMoments]) -> _BlockMoments:
+        logs = [m.log for m in parts if m.log is not None]
         return _BlockMoments(uv.Moments.concat([m.x for m in parts]),
-                             uv.Moments.concat([m.log for m in parts]),
-                             np.concatenate([m.nonpos for m in parts], axis=1))
+                             uv.Moments.concat(logs) if len(logs) == len(parts) else None)
 
 
-def _block_moments(x: np.ndarray, masks: np.ndarray) -> _BlockMoments:
-    """Moments of a block's values and log values in every stratum x group (one GEMM each)."""
+def _block_moments(x: np.ndarray, masks: np.ndarray, additive: bool = False) -> _BlockMoments:
+    """Moments of a block's values and (unless ``additive``) of the logs of its positive
+    values (values <= 0 are left out like missing values), in every stratum x group (one
+    GEMM each)."""
+    if additive:
+        return _BlockMoments(uv.moment_sums(x, masks), None)
     with np.errstate(invalid="ignore", divide="ignore"):
         logx = np.log(np.where(x > 0, x, np.nan))
-    nonpos = masks.astype(np.float64).T @ (x <= 0).astype(np.float64)
-    return _BlockMoments(uv.moment_sums(x, masks), uv.moment_sums(logx, masks), nonpos)
+    return _BlockMoments(uv.moment_sums(x, masks), uv.moment_sums(logx, masks))
 
 
 @dataclass
@@ -90,6 +104,7 @@ class _Design:
     mwu_method: str
     ci: float
     quantiles: bool
+    additive: bool = False
 
     @property
     def needs_sort(self) -> bool:
@@ -104,12 +119,15 @@ class _Design:
 
 def _design(index: pd.Index, case: pd.Series | np.ndarray, by: pd.Series | np.ndarray | None,
             covariates: pd.DataFrame | None, severity: pd.Series | np.ndarray | None,
-            tests: Sequence[str], mwu_method: str, ci: float, quantiles: bool) -> _Design:
+            tests: Sequence[str], mwu_method: str, ci: float, quantiles: bool,
+            additive: bool = False) -> _Design:
     bad = [t for t in tests if t not in TESTS]
     if bad:
         raise ValueError(f"unknown test(s) {bad}; expected {', '.join(TESTS)}")
     if mwu_method not in MWU_METHODS:
         raise ValueError("mwu_method must be 'asymptotic' or 'exact'")
+    if not isinstance(additive, bool | np.bool_):
+        raise ValueError(f"additive must be True or False; got {additive!r}")
     case_s = pd.Series(aligned(case, index, "case"), index=index)
     keep = case_s.notna().to_numpy()
     cs = case_s.to_numpy()[keep].astype(bool)
@@ -135,7 +153,8 @@ def _design(index: pd.Index, case: pd.Series | np.ndarray, by: pd.Series | np.nd
         sev = pd.to_numeric(pd.Series(aligned(severity, index, "severity"), index=index),
                             errors="coerce").to_numpy()[keep]
     masks = np.column_stack([m for _, rows in strata for m in (rows & cs, rows & ~cs)])
-    return _Design(keep, cs, strata, masks, lm_setup, sev, tuple(tests), mwu_method, ci, quantiles)
+    return _Design(keep, cs, strata, masks, lm_setup, sev, tuple(tests), mwu_method, ci, quantiles,
+                   bool(additive))
 
 
 def aligned(values: Any, index: pd.Index, what: str) -> np.ndarray:
@@ -170,8 +189,8 @@ def _two_group(x: np.ndarray | None, block: SortedBlock | None, mom: _BlockMomen
     """All two-group results for stratum ``k`` (rows ``rows``) of a block of columns."""
     case, tests, ci = d.case, d.tests, d.ci
     c, o = 2 * k, 2 * k + 1  # rows of the moment matrices: cases, controls of this stratum
-    mx, ml = mom.x, mom.log
-    var, log_var = mx.var, ml.var
+    mx = mom.x
+    var = mx.var
     p = mx.n.shape[1]
     args = (mx.n[c], mx.mean[c], var[c], mx.n[o], mx.mean[o], var[o])
     nan = np.full(p, np.nan)
@@ -184,13 +203,16 @@ def _two_group(x: np.ndarray | None, block: SortedBlock | None, mom: _BlockMomen
         q_k = block.quantiles(sub_k, (0.25, 0.5, 0.75))
     else:
         q_c = q_k = [nan, nan, nan]
-    nonpos_c, nonpos_o = mom.nonpos[c] > 0, mom.nonpos[o] > 0
-    positive = ~(nonpos_c | nonpos_o)
-    fc = uv.ratio_from_logs(ml.n[c], ml.mean[c], log_var[c], ml.n[o], ml.mean[o], log_var[o], ci)
-    fc = {key: np.where(positive, v, np.nan) for key, v in fc.items()}
-    with np.errstate(over="ignore"):
-        g_c = np.where(nonpos_c, np.nan, np.exp(ml.mean[c]))
-        g_k = np.where(nonpos_o, np.nan, np.exp(ml.mean[o]))
+    ml = mom.log
+    if d.additive or ml is None:  # an additive scale: no geometric mean, no fold change
+        fc = {"fold_change": nan, "low": nan, "high": nan}
+        g_c = g_k = nan
+    else:  # from the positive values (values <= 0 are left out of the log moments)
+        log_var = ml.var
+        fc = uv.ratio_from_logs(ml.n[c], ml.mean[c], log_var[c], ml.n[o], ml.mean[o],
+                                log_var[o], ci)
+        with np.errstate(over="ignore"):
+            g_c, g_k = np.exp(ml.mean[c]), np.exp(ml.mean[o])
     common = {
         "fold_change": fc["fold_change"], "fold_change_ci_low": fc["low"],
         "fold_change_ci_high": fc["high"], "n_case": mx.n[c], "n_control": mx.n[o],
@@ -202,13 +224,18 @@ def _two_group(x: np.ndarray | None, block: SortedBlock | None, mom: _BlockMomen
     rows_out: list[dict[str, np.ndarray | str]] = []
     if {"welch", "student"} & set(tests):
         tt = uv.welch_student(*args)
-        g = uv.hedges_from(*args, ci=ci)
+        if d.additive:
+            effects, effect_type = uv.mean_difference(*args, ci=ci), "mean_difference"
+        else:
+            g = uv.hedges_from(*args, ci=ci)
+            effects, effect_type = {"welch": g, "student": g}, "hedges_g"
         for name in ("welch", "student"):
             if name in tests:
+                e = effects[name]
                 rows_out.append({"test": name, "method": "", "statistic": tt[name]["statistic"],
-                                 "df": tt[name]["df"], "p": tt[name]["p"], "effect": g["effect"],
-                                 "effect_type": "hedges_g", "effect_ci_low": g["low"],
-                                 "effect_ci_high": g["high"], **common})
+                                 "df": tt[name]["df"], "p": tt[name]["p"], "effect": e["effect"],
+                                 "effect_type": effect_type, "effect_ci_low": e["low"],
+                                 "effect_ci_high": e["high"], **common})
     if "mwu" in tests and block is not None and sub_c is not None and sub_k is not None:
         mw = uv.mwu_stats(block.subset(rows), sub_c, sub_k, ci)
         if d.mwu_method == "exact" and x is not None:
@@ -240,7 +267,7 @@ def _block_rows(x: np.ndarray | None, d: _Design, mom: _BlockMoments | None = No
     if mom is None:
         if x is None:
             raise ValueError("a block needs its values or its moments")
-        mom = _block_moments(x, d.masks)
+        mom = _block_moments(x, d.masks, d.additive)
     block = SortedBlock(x) if x is not None and d.needs_sort else None
     for k, (label, rows) in enumerate(d.strata):
         add(k, label, _two_group(x, block, mom, k, rows, d))
@@ -251,25 +278,34 @@ def _block_rows(x: np.ndarray | None, d: _Design, mom: _BlockMoments | None = No
         if lm is None:
             if x is None:
                 raise ValueError("a block needs its values or its linear model")
-            lm = uv.solve_interaction(uv.normal_equations(x, setup.design), d.ci)
+            lm = uv.solve_interaction(uv.normal_equations(x, setup.design, log=not d.additive),
+                                      d.ci)
         index = {label: k for k, (label, _) in enumerate(d.strata)}
         n = mom.x.n
         i_ref, i_other = index[setup.ref], index[setup.other]
         counts = {"F": (n[2 * i_ref], n[2 * i_ref + 1]), "M": (n[2 * i_other], n[2 * i_other + 1]),
                   "interaction": (n[2 * i_ref] + n[2 * i_other],
                                   n[2 * i_ref + 1] + n[2 * i_other + 1])}
-        method = "log2(value) ~ group * by" + (" + covariates" if setup.with_covariates else "")
+        response = "value" if d.additive else "log2(value)"
+        method = f"{response} ~ group * by" + (" + covariates" if setup.with_covariates else "")
+        types = (("difference_adjusted", "difference_of_differences") if d.additive else
+                 ("log2_fold_change_adjusted", "log2_ratio_of_fold_changes"))
         for k, (label, key) in enumerate(((setup.ref, "F"), (setup.other, "M"),
                                           ("interaction", "interaction"))):
             r = lm[key]
+            if d.additive:
+                fold = {"fold_change": np.full(len(r["estimate"]), np.nan)}
+                fold["fold_change_ci_low"] = fold["fold_change_ci_high"] = fold["fold_change"]
+            else:
+                with np.errstate(over="ignore"):
+                    fold = {"fold_change": 2.0 ** r["estimate"],
+                            "fold_change_ci_low": 2.0 ** r["low"],
+                            "fold_change_ci_high": 2.0 ** r["high"]}
             add(n_strata + k, label, [{
                 "test": "lm", "method": method,
                 "statistic": r["statistic"], "df": r["df"], "p": r["p"],
-                "effect": r["estimate"], "effect_type": "log2_fold_change_adjusted"
-                if key != "interaction" else "log2_ratio_of_fold_changes",
-                "effect_ci_low": r["low"], "effect_ci_high": r["high"],
-                "fold_change": 2.0 ** r["estimate"], "fold_change_ci_low": 2.0 ** r["low"],
-                "fold_change_ci_high": 2.0 ** r["high"],
+                "effect": r["estimate"], "effect_type": types[key == "interaction"],
+                "effect_ci_low": r["low"], "effect_ci_high": r["high"], **fold,
                 "n_case": counts[key][0], "n_control": counts[key][1]}])
     if d.severity is not None:
         if x is None:
@@ -402,13 +438,17 @@ def case_control(
     n_jobs: int | None = None,
     quantiles: bool = True,
     engine: Engine | str | None = None,
+    additive: bool = False,
 ) -> pd.DataFrame:
     """Case-control statistics for every analyte (column of ``X``).
 
     Parameters
     ----------
     X : DataFrame
-        Samples x analytes (NaN = missing).
+        Samples x analytes (NaN = missing). On a linear scale (the default) a value
+        <= 0 is below detection: geometric means, fold changes and the linear model
+        on ``log2(value)`` leave it out; the t-tests, Mann-Whitney and correlations
+        use the values as given.
     case : array of bool
         True for cases, False for controls (rows with NaN/None are left out).
     by : array, optional
@@ -438,6 +478,15 @@ def case_control(
         Where the blocks run: ``None`` or ``"serial"`` in threads of this process
         (``n_jobs``); ``"loky"`` or ``"dask"`` (:class:`hikisig.engine.Engine`), one
         task per block of columns. Results do not depend on it.
+    additive : bool
+        The values are on an additive scale and may be negative (z-scores, centred or
+        already-logged data): no log is taken anywhere. The t-tests' ``effect`` is the
+        difference of means (cases - controls, ``effect_type = "mean_difference"``)
+        with its Welch (``welch``) or pooled (``student``) CI; Mann-Whitney keeps
+        Cliff's delta; the linear model is ``value ~ group * by + covariates``
+        (``effect_type`` ``difference_adjusted`` in each level and
+        ``difference_of_differences`` for the interaction); correlations are
+        unchanged; every fold-change and geometric-mean column is NaN.
 
     Returns
     -------
@@ -446,6 +495,9 @@ def case_control(
         ``p_holm, df, method, effect_type, fold_change_ci_low/high`` and the group
         descriptives (mean, sd, median, q1, q3, gmean of cases and controls).
         ``q`` is Benjamini-Hochberg and ``p_holm`` Holm, within each stratum x test.
+        Effects: Hedges' g (t-tests; the difference of means with ``additive``),
+        Cliff's delta (Mann-Whitney), the adjusted log2 fold change (linear model; the
+        adjusted difference with ``additive``), r (correlations).
 
     Examples
     --------
@@ -457,7 +509,8 @@ def case_control(
     >>> sorted(t["stratum"].unique())
     ['F', 'M', 'all', 'interaction']
     """
-    d = _design(X.index, case, by, covariates, severity, tests, mwu_method, ci, quantiles)
+    d = _design(X.index, case, by, covariates, severity, tests, mwu_method, ci, quantiles,
+                additive)
     names = [str(c) for c in X.columns]
     x = X.to_numpy(dtype=np.float64)[d.keep]
     # columns in blocks: memory stays bounded by the block, not by the number of analytes

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-__all__ = ["CohortSummary", "cohort_summary", "group_summary", "missingness"]
+__all__ = ["CohortSummary", "cohort_summary", "group_summary", "missingness", "nonpositive_counts"]
 
 
 @dataclass
@@ -94,3 +94,10 @@ def missingness(X: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """Share of missing values per analyte and per sample."""
     miss = X.isna()
     return miss.mean(axis=0), miss.mean(axis=1)
+
+
+def nonpositive_counts(X: pd.DataFrame) -> pd.Series:
+    """Values <= 0 per analyte (below detection on a linear scale), for the analytes that have
+    any, most first."""
+    counts = (X <= 0).sum(axis=0)
+    return counts[counts > 0].sort_values(ascending=False, kind="stable")

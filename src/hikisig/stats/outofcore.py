@@ -9,13 +9,15 @@ files read as one table, without loading the analytes:
 2. **One pass of mergeable sums.** The data are read in tiles (one Parquet row
    group x a range of analyte columns, about ``block_cells`` values). Each tile
    gives, per stratum x group, the count, mean and centred sum of squares of the
-   values and of their logs, the count of values <= 0, and per analyte the normal
+   values and of the logs of the positive values (values <= 0 are left out of the
+   log scale; nothing is logged with ``additive=True``), and per analyte the normal
    equations ``X'WX``, ``X'Wy``, ``y'Wy`` of the linear model (``y`` shifted by a
    per-analyte reference value). Tiles are merged exactly: means and sums of
    squares with Chan's pairwise formula, normal equations by re-shifting to a
    common reference. Welch and Student t, Hedges g, fold changes with their
    CIs, means, SDs, geometric means and ``log2(value) ~ group * sex + covariates``
-   come from these sums, as in memory (same kernels).
+   (``value ~ ...`` and differences of means with ``additive=True``) come from these
+   sums, as in memory (same kernels).
 3. **Column blocks for ranks.** When something rank-based is asked
    (Mann-Whitney U and Cliff's delta, medians and quartiles, correlations with
    severity), a second pass reads blocks of whole columns (about ``block_cells``
@@ -100,9 +102,10 @@ def _is_number(t: pa.DataType) -> bool:
 Piece = tuple[int, int, int, int]
 
 
-def _read_values(files: Sequence[str], columns: Sequence[str], pieces: Sequence[Piece]
-                 ) -> np.ndarray:
-    """Float64 values (rows of ``pieces`` in order x ``columns``), column-major; null = NaN."""
+def _read_values(files: Sequence[str], columns: Sequence[str], pieces: Sequence[Piece],
+                 na_codes: tuple[float, ...] = ()) -> np.ndarray:
+    """Float64 values (rows of ``pieces`` in order x ``columns``), column-major; null and the
+    missing-value codes ``na_codes`` = NaN; an infinite value is an error."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -128,7 +131,15 @@ def _read_values(files: Sequence[str], columns: Sequence[str], pieces: Sequence[
                                           column=name)])
             if col.type != pa.float64():
                 col = col.cast(pa.float64())
-            out[row:row + rows, j] = col.to_numpy()
+            v = col.to_numpy()
+            if na_codes:
+                v = np.where(np.isin(v, na_codes), np.nan, v)
+            bad = np.flatnonzero(np.isinf(v))
+            if bad.size:
+                raise InputError([Problem(path, f"infinite value in {bad.size} row(s) (first: row "
+                                          f"{int(bad[0]) + 1} of this part): not a measurement",
+                                          column=name)])
+            out[row:row + rows, j] = v
         row += rows
         del table
     return out
@@ -145,6 +156,8 @@ class ParquetSource:
     ----------
     path : str or Path
         A ``.parquet`` file or a folder holding them (searched recursively).
+    na_codes : sequence of float
+        Numbers that mean "missing" in the analyte columns (e.g. -9), read as NaN.
 
     Attributes
     ----------
@@ -158,7 +171,8 @@ class ParquetSource:
         The row groups in reading order.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, na_codes: Sequence[float] = ()) -> None:
+        self.na_codes = tuple(float(c) for c in na_codes)
         p = Path(path).expanduser().resolve()
         if not p.exists():
             raise InputError([Problem(str(path), "file or folder not found")])
@@ -198,7 +212,7 @@ class ParquetSource:
                     self.pieces.append((i, rg, start, rows))
                     start += rows
         if problems:
-            raise InputError(problems[:50], truncated=len(problems) > 50)
+            raise InputError(problems[:50], total=len(problems))
         self.n_rows = start
         self._types = types
 
@@ -216,7 +230,7 @@ class ParquetSource:
         problems += [Problem(self.files[0], f"expected numbers, found {self._types[c]}", column=c)
                      for c in dict.fromkeys(numeric) if c in have and not self.is_numeric(c)]
         if problems:
-            raise InputError(problems[:50], truncated=len(problems) > 50)
+            raise InputError(problems[:50], total=len(problems))
 
     def read_frame(self, columns: Sequence[str]) -> pd.DataFrame:
         """Some columns of every row as a DataFrame (for the row metadata: keep it small)."""
@@ -231,7 +245,8 @@ class ParquetSource:
                     ) -> np.ndarray:
         """Float64 values of some numeric columns (all rows, or the row groups ``pieces``)."""
         self.require(columns, numeric=columns)
-        return _read_values(self.files, columns, self.pieces if pieces is None else pieces)
+        return _read_values(self.files, columns, self.pieces if pieces is None else pieces,
+                            self.na_codes)
 
     def iter_values(self, columns: Sequence[str], max_cells: int = 4_000_000
                     ) -> Iterator[tuple[int, np.ndarray]]:
@@ -242,12 +257,12 @@ class ParquetSource:
         cells = 0
         for piece in self.pieces:
             if run and cells + piece[3] * len(columns) > max_cells:
-                yield run[0][2], _read_values(self.files, columns, run)
+                yield run[0][2], _read_values(self.files, columns, run, self.na_codes)
                 run, cells = [], 0
             run.append(piece)
             cells += piece[3] * len(columns)
         if run:
-            yield run[0][2], _read_values(self.files, columns, run)
+            yield run[0][2], _read_values(self.files, columns, run, self.na_codes)
 
     def __repr__(self) -> str:
         return (f"ParquetSource({self.path!r}: {len(self.files)} file(s), {self.n_rows} rows, "
@@ -262,6 +277,7 @@ class _Shared:
     """What every task needs: the design, sent once to each worker."""
 
     design: _Design
+    na_codes: tuple[float, ...] = ()
 
     @cached_property
     def offsets(self) -> np.ndarray:
@@ -301,16 +317,18 @@ def _sums_task(task: _SumsTask, shared: _Shared) -> _Sums:
     d = shared.design
     acc: _Sums | None = None
     for piece in task.pieces:
-        x = _read_values(task.files, task.columns, [piece])
+        x = _read_values(task.files, task.columns, [piece], shared.na_codes)
         xk, rows = _kept(x, piece[2], piece[3], shared)
         del x
-        part = _Sums(_block_moments(xk, d.masks[rows]),
-                     uv.normal_equations(xk, d.lm.design[rows]) if d.lm is not None else None)
+        part = _Sums(_block_moments(xk, d.masks[rows], d.additive),
+                     uv.normal_equations(xk, d.lm.design[rows], log=not d.additive)
+                     if d.lm is not None else None)
         acc = part if acc is None else acc.merge(part)
     if acc is None:  # no rows at all: sums of nothing
         empty = np.empty((0, len(task.columns)))
-        acc = _Sums(_block_moments(empty, d.masks[:0]),
-                    uv.normal_equations(empty, d.lm.design[:0]) if d.lm is not None else None)
+        acc = _Sums(_block_moments(empty, d.masks[:0], d.additive),
+                    uv.normal_equations(empty, d.lm.design[:0], log=not d.additive)
+                    if d.lm is not None else None)
     return acc
 
 
@@ -325,7 +343,7 @@ class _ColumnsTask:
 
 def _columns_task(task: _ColumnsTask, shared: _Shared) -> list[_Found]:
     """Whole columns of a block: ranks, quantiles, correlations; moments from the sums."""
-    x = _read_values(task.files, task.columns, task.pieces)
+    x = _read_values(task.files, task.columns, task.pieces, shared.na_codes)
     xk, _ = _kept(x, 0, x.shape[0], shared)
     del x
     return _block_rows(xk, shared.design, task.moments, task.lm)
@@ -369,6 +387,7 @@ def case_control_parquet(
     quantiles: bool = True,
     n_jobs: int | None = None,
     engine: Engine | str | None = None,
+    additive: bool = False,
 ) -> pd.DataFrame:
     """:func:`~hikisig.stats.case_control` over Parquet data, without loading it.
 
@@ -386,8 +405,9 @@ def case_control_parquet(
     extra : DataFrame, optional
         More analytes already in memory (e.g. derived markers), one row per row of
         the source; analysed as in memory and reported after the file's analytes.
-    tests, mwu_method, ci, quantiles
-        As in :func:`~hikisig.stats.case_control`.
+    tests, mwu_method, ci, quantiles, additive
+        As in :func:`~hikisig.stats.case_control` (``additive=True``: values on an
+        additive scale, no log anywhere; it applies to ``extra`` too).
     block_cells : int
         Values per tile of the pass of sums and per block of whole columns: the
         memory bound (a tile holds at least one Parquet column chunk).
@@ -425,7 +445,8 @@ def case_control_parquet(
             return case_control_parquet(
                 source, analytes, case, by=by, covariates=covariates, severity=severity,
                 names=names, extra=extra, tests=tests, mwu_method=mwu_method, ci=ci,
-                block_cells=block_cells, quantiles=quantiles, n_jobs=n_jobs, engine=own)
+                block_cells=block_cells, quantiles=quantiles, n_jobs=n_jobs, engine=own,
+                additive=additive)
     src = source if isinstance(source, ParquetSource) else ParquetSource(source)
     analytes = list(analytes)
     src.require(analytes, numeric=analytes)
@@ -441,8 +462,8 @@ def case_control_parquet(
         raise ValueError("block_cells must be at least 1")
     index = pd.RangeIndex(src.n_rows)
     cov = None if covariates is None else covariates.set_axis(index, axis=0)
-    d = _design(index, case, by, cov, severity, tests, mwu_method, ci, quantiles)
-    shared = _Shared(d)
+    d = _design(index, case, by, cov, severity, tests, mwu_method, ci, quantiles, additive)
+    shared = _Shared(d, src.na_codes)
     files = tuple(src.files)
     p = len(analytes)
     per_block: list[list[_Found]] = []

@@ -18,7 +18,14 @@ Conventions
 - Cliff's delta = 2 AUC - 1 with a CI from DeLong's variance of the AUC,
   clipped to [-1, 1].
 - Fold change is the ratio of geometric means (cases / controls), with a 95%
-  CI from Welch's t on the log values; it is NaN where a value is not positive.
+  CI from Welch's t on the log values. On a linear scale a value <= 0 is below
+  detection: log-scale quantities (geometric means, fold changes, the linear
+  model on ``log2(value)``) leave such values out, like missing values, while the
+  tests on the values as given (t-tests, Mann-Whitney, correlations) use them.
+- On an additive scale (values that may be negative: z-scores, centred or
+  already-logged data) no log is taken: :func:`mean_difference` gives the
+  difference of means with its Welch or pooled CI, and :func:`normal_equations`
+  with ``log=False`` fits the values themselves.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ __all__ = [
     "interaction_design",
     "interaction_model",
     "mann_whitney",
+    "mean_difference",
     "moment_sums",
     "mwu_stats",
     "nan_ranks",
@@ -203,9 +211,42 @@ def hedges_from(n1: np.ndarray, m1: np.ndarray, v1: np.ndarray, n2: np.ndarray, 
     return {"effect": g, "low": g - z * se, "high": g + z * se}
 
 
+def mean_difference(n1: np.ndarray, m1: np.ndarray, v1: np.ndarray, n2: np.ndarray,
+                    m2: np.ndarray, v2: np.ndarray, ci: float = 0.95
+                    ) -> dict[str, dict[str, np.ndarray]]:
+    """Difference of means (group 1 - group 2) with its CI, from group counts, means and
+    variances.
+
+    Returns
+    -------
+    dict
+        ``{"welch": {...}, "student": {...}}``, each with ``effect`` (the difference),
+        ``low`` and ``high``: the Welch interval (Welch-Satterthwaite df) and the pooled
+        interval (``n1 + n2 - 2`` df), as ``scipy.stats.ttest_ind(...).confidence_interval()``
+        with ``equal_var=False`` and ``True``.
+
+    Examples
+    --------
+    >>> r = mean_difference(*(np.array([v]) for v in (5, 3.0, 2.5, 4, 1.0, 1.0)))
+    >>> round(float(r["student"]["low"][0]), 4), round(float(r["welch"]["low"][0]), 4)
+    (-0.1617, -0.0633)
+    """
+    diff = m1 - m2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se_w = np.sqrt(v1 / n1 + v2 / n2)
+        df_w = (v1 / n1 + v2 / n2) ** 2 / ((v1 / n1) ** 2 / (n1 - 1) + (v2 / n2) ** 2 / (n2 - 1))
+        df_s = n1 + n2 - 2
+        se_s = np.sqrt(((n1 - 1) * v1 + (n2 - 1) * v2) / df_s * (1 / n1 + 1 / n2))
+        q_w = sps.t.ppf(0.5 + ci / 2, df_w)
+        q_s = sps.t.ppf(0.5 + ci / 2, df_s)
+        return {"welch": {"effect": diff, "low": diff - q_w * se_w, "high": diff + q_w * se_w},
+                "student": {"effect": diff, "low": diff - q_s * se_s, "high": diff + q_s * se_s}}
+
+
 def ratio_from_logs(n1: np.ndarray, m1: np.ndarray, v1: np.ndarray, n2: np.ndarray,
                     m2: np.ndarray, v2: np.ndarray, ci: float = 0.95) -> dict[str, np.ndarray]:
-    """Ratio of geometric means with a Welch CI, from the moments of the log values."""
+    """Ratio of geometric means with a Welch CI, from the moments of the log values
+    (of the positive values: values <= 0 are left out of them)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         se = np.sqrt(v1 / n1 + v2 / n2)
         df = (v1 / n1 + v2 / n2) ** 2 / ((v1 / n1) ** 2 / (n1 - 1) + (v2 / n2) ** 2 / (n2 - 1))
@@ -218,27 +259,26 @@ def ratio_from_logs(n1: np.ndarray, m1: np.ndarray, v1: np.ndarray, n2: np.ndarr
 def describe(x: np.ndarray) -> dict[str, np.ndarray]:
     """n, mean, SD, median, quartiles and geometric mean per column (NaN ignored).
 
-    The geometric mean is NaN for a column with a non-positive value.
+    The geometric mean is that of the positive values (values <= 0 are left out of it).
     """
     n, mean, var = _moments(x)
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         q1, med, q3 = np.nanpercentile(x, [25, 50, 75], axis=0) if x.shape[0] else (
             np.full(x.shape[1], np.nan),) * 3
-        pos = np.where(np.nanmin(np.where(np.isnan(x), np.inf, x), axis=0) > 0, 1.0, np.nan)
-        gmean = np.exp(np.nanmean(np.log(np.where(x > 0, x, np.nan)), axis=0)) * pos
+        gmean = np.exp(np.nanmean(np.log(np.where(x > 0, x, np.nan)), axis=0))
     return {"n": n, "mean": mean, "sd": np.sqrt(var), "median": med, "q1": q1, "q3": q3,
             "gmean": gmean}
 
 
 def describe_gmean(x: np.ndarray) -> np.ndarray:
-    """Geometric mean per column (NaN ignored); NaN for a column with a non-positive value."""
+    """Geometric mean of the positive values of each column (NaN and values <= 0 left out;
+    NaN for a column without a positive value)."""
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        nonpos = np.any(x <= 0, axis=0)
-        g = np.exp(np.nanmean(np.log(np.where(x > 0, x, np.nan)), axis=0)) if x.shape[0] else \
-            np.full(x.shape[1], np.nan)
-    return np.where(nonpos, np.nan, g)
+        g: np.ndarray = (np.exp(np.nanmean(np.log(np.where(x > 0, x, np.nan)), axis=0))
+                         if x.shape[0] else np.full(x.shape[1], np.nan))
+    return g
 
 
 def t_tests(x: np.ndarray, case: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
@@ -327,16 +367,17 @@ def mann_whitney(x: np.ndarray, case: np.ndarray, method: str = "asymptotic",
 
 
 def fold_change(x: np.ndarray, case: np.ndarray, ci: float = 0.95) -> dict[str, np.ndarray]:
-    """Ratio of geometric means (cases / controls) with a Welch CI on the log scale."""
+    """Ratio of geometric means (cases / controls) with a Welch CI on the log scale.
+
+    Values <= 0 (below detection on a linear scale) are left out, like missing values.
+    """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 1:
         x = x[:, None]
-    positive = np.all(np.isnan(x) | (x > 0), axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         logx = np.log(np.where(x > 0, x, np.nan))
     a, b = _split(logx, case)
-    r = ratio_from_logs(*_moments(a), *_moments(b), ci=ci)
-    return {k: np.where(positive, v, np.nan) for k, v in r.items()}
+    return ratio_from_logs(*_moments(a), *_moments(b), ci=ci)
 
 
 def adjust(p: np.ndarray, method: str = "fdr_bh") -> np.ndarray:
@@ -404,10 +445,12 @@ def correlate(x: np.ndarray, y: np.ndarray, ci: float = 0.95) -> dict[str, dict[
 
 @dataclass
 class NormalEquations:
-    """Per-column normal equations of an OLS fit on ``log2(value)``; mergeable.
+    """Per-column normal equations of an OLS fit on ``log2(value)`` (or on the value
+    itself, for an additive scale); mergeable.
 
-    For each column j (analyte) with usable rows W_j (a positive value and a complete
-    design row): ``xtx[j] = X' W_j X``, ``xty[j] = X' W_j (y_j - shift_j)``,
+    For each column j (analyte) with usable rows W_j (a usable value: positive on the
+    log scale, any non-missing value on an additive scale; and a complete design row):
+    ``xtx[j] = X' W_j X``, ``xty[j] = X' W_j (y_j - shift_j)``,
     ``yty[j] = (y_j - shift_j)' W_j (y_j - shift_j)`` and ``n[j]`` rows. ``y`` is
     shifted by a per-column reference value so that the residual sum of squares
     ``yty - beta' xty`` does not lose precision; the first design column must be the
@@ -459,19 +502,24 @@ def interaction_design(case: np.ndarray, male: np.ndarray, covariates: np.ndarra
     return np.column_stack(cols)
 
 
-def normal_equations(y: np.ndarray, design: np.ndarray) -> NormalEquations:
-    """:class:`NormalEquations` of ``log2(y) ~ design`` for every column of ``y``.
+def normal_equations(y: np.ndarray, design: np.ndarray, log: bool = True) -> NormalEquations:
+    """:class:`NormalEquations` of ``log2(y) ~ design`` (``log=False``: ``y ~ design``)
+    for every column of ``y``.
 
-    Each column uses its rows with a positive value and a complete design row. The
-    per-column ``X' W_j X`` come from one matrix product (row-wise outer products
-    times the usable-row mask), not a loop over analytes.
+    Each column uses its rows with a usable value (positive for ``log2``: values <= 0
+    are left out like missing values; any non-missing value with ``log=False``) and a
+    complete design row. The per-column ``X' W_j X`` come from one matrix product
+    (row-wise outer products times the usable-row mask), not a loop over analytes.
     """
     y = np.asarray(y, dtype=np.float64)
     if y.ndim == 1:
         y = y[:, None]
     row_ok = ~np.isnan(design).any(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ly = np.log2(np.where(y > 0, y, np.nan))
+    if log:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ly = np.log2(np.where(y > 0, y, np.nan))
+    else:
+        ly = y
     mask = (~np.isnan(ly)) & row_ok[:, None]
     xd = np.where(row_ok[:, None], design, 0.0)
     with warnings.catch_warnings():
@@ -489,7 +537,8 @@ def normal_equations(y: np.ndarray, design: np.ndarray) -> NormalEquations:
 
 
 def solve_interaction(ne: NormalEquations, ci: float = 0.95) -> dict[str, dict[str, np.ndarray]]:
-    """Group effects of ``log2(value) ~ group * sex + covariates`` from its normal equations.
+    """Group effects of ``log2(value) ~ group * sex + covariates`` (or ``value ~ ...``)
+    from its normal equations.
 
     The per-analyte systems are solved in batch. Returns the same dictionary as
     :func:`interaction_model`.
@@ -505,6 +554,9 @@ def solve_interaction(ne: NormalEquations, ci: float = 0.95) -> dict[str, dict[s
     rss = np.maximum(ne.yty - np.einsum("pk,pk->p", beta, xty), 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         sigma2 = rss / df
+    # a numerically exact fit (e.g. a constant analyte) has no residual variance to test
+    # against: its t would be rounding error over rounding error (a spurious p = 0)
+    exact = rss <= 1e-13 * np.abs(ne.yty)
     cov_b = inv * sigma2[:, None, None]
     contrasts = {"F": np.eye(k)[1], "M": np.eye(k)[1] + np.eye(k)[3], "interaction": np.eye(k)[3]}
     out: dict[str, dict[str, np.ndarray]] = {}
@@ -515,7 +567,7 @@ def solve_interaction(ne: NormalEquations, ci: float = 0.95) -> dict[str, dict[s
             t = est / se
             p = 2 * sps.t.sf(np.abs(t), df)
             q = sps.t.ppf(0.5 + ci / 2, df)
-        bad = ~det_ok | (df <= 0)
+        bad = ~det_ok | (df <= 0) | exact
         res = {"estimate": est, "se": se, "statistic": t, "df": df, "p": p,
                "low": est - q * se, "high": est + q * se}
         out[name] = {key: np.where(bad, np.nan, val) for key, val in res.items()}
@@ -523,9 +575,10 @@ def solve_interaction(ne: NormalEquations, ci: float = 0.95) -> dict[str, dict[s
 
 
 def interaction_model(y: np.ndarray, case: np.ndarray, male: np.ndarray,
-                      covariates: np.ndarray | None = None, ci: float = 0.95
+                      covariates: np.ndarray | None = None, ci: float = 0.95, log: bool = True
                       ) -> dict[str, dict[str, np.ndarray]]:
-    """``log2(value) ~ group * sex + covariates`` for every column, by OLS.
+    """``log2(value) ~ group * sex + covariates`` (``log=False``: ``value ~ ...``) for
+    every column, by OLS.
 
     Each analyte uses its complete rows; the per-analyte normal equations are
     built with one matrix product and solved in batch (:func:`normal_equations`,
@@ -536,15 +589,22 @@ def interaction_model(y: np.ndarray, case: np.ndarray, male: np.ndarray,
     Parameters
     ----------
     y : ndarray (n, p)
-        Positive values (log2 is taken here; non-positive values count as missing).
+        Positive values (log2 is taken here; non-positive values count as missing), or
+        with ``log=False`` values on an additive scale (used as given).
     case, male : ndarray of bool (n,)
     covariates : ndarray (n, k), optional
         Numeric covariates (rows with a missing covariate are dropped).
+    ci : float
+        Confidence level.
+    log : bool
+        Fit ``log2(y)`` (default) or ``y`` itself.
 
     Returns
     -------
     dict
         ``{"F": ..., "M": ..., "interaction": ...}``, each with ``estimate``
-        (log2 fold change), ``se``, ``statistic`` (t), ``df``, ``p``, ``low``, ``high``.
+        (log2 fold change; with ``log=False`` the difference of means), ``se``,
+        ``statistic`` (t), ``df``, ``p``, ``low``, ``high``.
     """
-    return solve_interaction(normal_equations(y, interaction_design(case, male, covariates)), ci)
+    design = interaction_design(case, male, covariates)
+    return solve_interaction(normal_equations(y, design, log=log), ci)
