@@ -301,3 +301,20 @@ def test_error_lists_say_how_many_more_and_hint_at_meta_columns(tmp_path: Path) 
            "metadata, name it with --meta-columns" in lines[0]
     assert lines[-1] == "error: ... and 11 more problems (fix these and run again)"
     assert len(lines) == 51
+
+
+def test_a_fault_while_loading_goes_to_a_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hikisig.pipeline.run as run_module
+
+    _cohort().to_csv(tmp_path / "t.csv", index=False)
+    (tmp_path / "study.toml").write_text(hikisig.config.render_config(
+        _config(tmp_path / "t.csv", design={"participant": ""})))
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("a column that should be there")
+
+    monkeypatch.setattr(run_module, "load_study", broken)
+    r = cli("-q", "run", str(tmp_path / "study.toml"), "--out", str(tmp_path / "out"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "internal error in the data stage" in r.stderr
+    assert "KeyError" in (tmp_path / "out" / "error.log").read_text()

@@ -341,7 +341,15 @@ def execute(config: StudyConfig, out: Path, *, config_sha256: str = "", base: Pa
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        results = run_study(config, config_sha256=config_sha256, base=base, progress=progress)
+        try:
+            results = run_study(config, config_sha256=config_sha256, base=base, progress=progress)
+        except HikisigError:
+            raise
+        except Exception as exc:  # a fault while loading the data: the traceback goes to a log
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+            raise RunFailedError(f"internal error in the data stage: {exc} (the traceback is in "
+                                 f"{out / 'error.log'})", "data", str(out), True) from exc
         names = _write_tables(results, tmp / "tables")
         for kind, res in results.models.items():
             res.save(tmp / "models" / kind)
