@@ -99,6 +99,9 @@ class StudyData:
         How several samples of a participant were handled.
     quality : QCSummary
         QC and blank samples set aside, and what quality control did.
+    mapping : DataFrame or None
+        How every analyte column of the source matched the catalog (before any filter):
+        ``analyte_mapping.csv``.
     """
 
     data: Dataset
@@ -109,6 +112,7 @@ class StudyData:
     per_participant: Dataset | None = None
     repeats: RepeatSummary | None = None
     quality: QCSummary = field(default_factory=QCSummary)
+    mapping: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         if self.per_participant is None:
@@ -116,6 +120,8 @@ class StudyData:
         if self.repeats is None:
             n = self.data.shape[0]
             self.repeats = RepeatSummary("first", self.design.participant, n, n, 0)
+        if self.mapping is None:
+            self.mapping = self.data.analyte_mapping()
 
     @property
     def additive(self) -> bool:
@@ -322,4 +328,4 @@ def load_study(source: Source, design: Design | None = None,
     if repeats.repeated:
         warnings.warn(repeats.describe(), RepeatedSamplesWarning, stacklevel=2)
     return StudyData(prepared, resolved, pre, dropped, not_analysed, per_participant, repeats,
-                     quality)
+                     quality, ds.analyte_mapping())

@@ -150,7 +150,7 @@ def stats_cmd(
             n_case, n_control = int(is_case.sum()), int((~is_case).sum())
             n_analytes = study.data.shape[1]
             n_markers = int(table["analyte"].nunique()) - n_analytes
-            analytes = study.data.analyte_mapping()
+            analytes = study.mapping
     formulas = table.loc[table["formula"] != "", "analyte"].unique().tolist()
     if formulas:
         err.print(f"derived markers: {', '.join(formulas)} (formulas in the 'formula' column)",

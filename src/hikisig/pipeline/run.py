@@ -214,7 +214,7 @@ def _run_study(config: StudyConfig, engine: Any, *, config_sha256: str, base: Pa
                               obs["age"]),
         missing_by_analyte=per_analyte, missing_by_sample=per_sample,
         nonpositive=nonpositive_counts(ds.X) if not study.additive else None,
-        analyte_mapping=study.data.analyte_mapping(), quality=study.quality,
+        analyte_mapping=study.mapping, quality=study.quality,
         repeats=study.repeats, markers_skipped=_skipped_markers(study))
     try:
         _stages(config, study, results, engine, base, say)
