@@ -29,12 +29,15 @@ class AlignmentError(HikisigError, ValueError):
 
 class RunFailedError(HikisigError):
     """A stage of a study run failed after the earlier stages finished; their tables, a report
-    and ``provenance.json`` (with the failed stage) are in ``folder``. ``internal`` marks a
-    fault in hikisig itself (its traceback is in ``folder/error.log``), not in the input."""
+    and ``provenance.json`` (with the failed stage) are in ``folder`` and, in Python, in
+    ``results``. ``internal`` marks a fault in hikisig itself (its traceback is in
+    ``folder/error.log``), not in the input."""
 
     def __init__(self, message: str, stage: str, folder: str, internal: bool = False) -> None:
         super().__init__(message)
         self.stage, self.folder, self.internal = stage, folder, internal
+        #: the results of the finished stages (a :class:`hikisig.results.RunResults`), when any
+        self.results: object = None
 
 
 class TooFewSamplesError(HikisigError):

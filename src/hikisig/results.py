@@ -168,8 +168,7 @@ class RunResults:
     failed_stage, error, traceback : str or None
         The stage that failed, its one-line error and (for a fault in hikisig) the traceback;
         the earlier stages' results are kept.
-    running : str or None
-        The stage in progress (while running).
+
     warnings : list of str
         Warnings raised during the run, each once.
     methods : RunMethods
@@ -212,7 +211,6 @@ class RunResults:
     failed_stage: str | None = None
     error: str | None = None
     traceback: str | None = None
-    running: str | None = None
 
     @property
     def models(self) -> dict[str, ModelResult]:

@@ -156,13 +156,7 @@ class StudyData:
                             by=d.sex, covariates=d.covariates, severity=d.severity, tests=s.tests,
                             mwu_method=s.mwu_method, markers=markers and not self.additive,
                             quantiles=quantiles, block_cells=block_cells, engine=engine,
-                            **self._scale("additive"))
-
-    def _scale(self, keyword: str) -> dict[str, bool]:
-        """The scale keyword of the analyses (``additive=True`` / ``log=False`` on "z")."""
-        if not self.additive:
-            return {}
-        return {keyword: keyword == "additive"}
+                            additive=self.additive)
 
     def discriminate(self, section: DiscriminateSection | None = None, *,
                      prevalence: float = Screening().prevalence, seed: int = RunSection().seed,
@@ -176,7 +170,7 @@ class StudyData:
                             permutation_scheme=c.permutation_scheme, n_estimators=c.n_estimators,
                             test_size=c.test_size, inner_cv=c.inner_cv, recalibrate=c.recalibrate,
                             sensitivity_target=c.sensitivity_target, prevalence=prevalence,
-                            seed=seed, engine=engine, **self._scale("log"))
+                            seed=seed, engine=engine, log=not self.additive)
 
     def severity(self, section: SeveritySection | None = None, *, seed: int = RunSection().seed,
                  engine: Engine | str | None = None) -> SeverityResult:
@@ -188,7 +182,7 @@ class StudyData:
                         cases_only=c.cases_only, participant=d.participant, scaling=c.scaling,
                         max_components=c.max_components, cv_folds=c.cv_folds,
                         cv_repeats=c.cv_repeats, permutations=c.permutations, seed=seed,
-                        engine=engine, **self._scale("log"))
+                        engine=engine, log=not self.additive)
 
     def stratify(self, section: StratifySection | None = None, *, seed: int = RunSection().seed,
                  engine: Engine | str | None = None) -> StratificationResult:
@@ -197,7 +191,7 @@ class StudyData:
         c, d = section or StratifySection(), self.design
         return stratify(self.stats_data, group=d.group, case=d.case, control=d.control,
                         method=c.method, k=c.k, bootstraps=c.bootstraps, seed=seed, engine=engine,
-                        **self._scale("log"))
+                        log=not self.additive)
 
 
 def _load(source: Source, design: Design, visit: int | str | None, base: Path | None,

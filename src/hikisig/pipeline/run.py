@@ -216,14 +216,14 @@ def _run_study(config: StudyConfig, engine: Any, *, config_sha256: str, base: Pa
         nonpositive=nonpositive_counts(ds.X) if not study.additive else None,
         analyte_mapping=study.mapping, quality=study.quality,
         repeats=study.repeats, markers_skipped=_skipped_markers(study))
+    running = ["data"]  # the stage in progress, set by _stages
     try:
-        _stages(config, study, results, engine, base, say)
+        _stages(config, study, results, engine, base, say, running)
     except Exception as exc:  # the finished stages are written, with what failed and why
-        results.failed_stage = results.running or "data"
+        results.failed_stage = running[0]
         results.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if not isinstance(exc, HikisigError):
             results.traceback = traceback.format_exc()
-    results.running = None
     if results.models:
         from hikisig.models.signature import consensus_signature
 
@@ -246,12 +246,12 @@ def _skipped_markers(study: StudyData) -> pd.DataFrame | None:
 
 
 def _stages(config: StudyConfig, study: StudyData, results: RunResults, engine: Any,
-            base: Path | None, say: Callable[[str], None]) -> None:
-    """Everything after the data: each stage's results go into ``results`` as it finishes."""
+            base: Path | None, say: Callable[[str], None], running: list[str]) -> None:
+    """Everything after the data: each stage's results go into ``results`` as it finishes;
+    ``running[0]`` names the stage in progress."""
     ds, d, obs, seed = study.stats_data, study.design, results.obs, config.run.seed
-    results.running = "data"
     if ds.X.shape[0] >= 3 and ds.X.shape[1] >= 2:
-        results.pca = pca_scores(ds.X, **study._scale("log"))
+        results.pca = pca_scores(ds.X, log=not study.additive)
     quest = _questionnaires(config, base, ds.study, obs)
     if quest is not None:
         results.questionnaires = quest
@@ -263,7 +263,7 @@ def _stages(config: StudyConfig, study: StudyData, results: RunResults, engine: 
         crit["group"] = crit["id"].map(obs.drop_duplicates("participant")
                                        .set_index("participant")["group"].to_dict())
         results.criteria = crit
-    results.running = "statistics"
+    running[0] = "statistics"
     say("statistics")
     if config.stats.enabled:
         results.stats = study.statistics(config.stats, engine=engine)
@@ -277,7 +277,7 @@ def _stages(config: StudyConfig, study: StudyData, results: RunResults, engine: 
                                                               engine=engine)),
     ]
     for stage, section, fit in stages:
-        results.running = stage
+        running[0] = stage
         say(stage)
         if not getattr(config, section).enabled:
             results.skipped[stage] = f"disabled in the study config ({section}.enabled = false)"
@@ -291,7 +291,7 @@ def _stages(config: StudyConfig, study: StudyData, results: RunResults, engine: 
         top = [a for a in st.signature.sort_values("rank", kind="stable")["analyte"].astype(str)
                if a in ds.X.columns][:20]
         results.cluster_values, results.cluster_of = cluster_matrix(
-            ds.X, st.tables["assignments"], top, **study._scale("log"))
+            ds.X, st.tables["assignments"], top, log=not study.additive)
 
 
 def _text_or_none(v: Any) -> str | None:
@@ -373,11 +373,14 @@ def execute(config: StudyConfig, out: Path, *, config_sha256: str = "", base: Pa
     if results.failed_stage is not None:
         where = f"the finished stages, the report and provenance.json are in {out}"
         if results.traceback:
-            raise RunFailedError(f"internal error in the {results.failed_stage} stage: "
-                                 f"{results.error} ({where}; the traceback is in "
-                                 f"{out / 'error.log'})", results.failed_stage, str(out), True)
-        raise RunFailedError(f"the {results.failed_stage} stage failed: {results.error} ({where})",
-                             results.failed_stage, str(out))
+            failure = RunFailedError(f"internal error in the {results.failed_stage} stage: "
+                                     f"{results.error} ({where}; the traceback is in "
+                                     f"{out / 'error.log'})", results.failed_stage, str(out), True)
+        else:
+            failure = RunFailedError(f"the {results.failed_stage} stage failed: {results.error} "
+                                     f"({where})", results.failed_stage, str(out))
+        failure.results = results
+        raise failure
     return results, out
 
 
