@@ -95,3 +95,40 @@ def hikisig(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
             else:
                 os.environ[k] = v
     return Ran(code, out.getvalue(), err.getvalue())
+
+
+@dataclass
+class RenderedReport:
+    """What a headless Chromium saw when it opened a report file."""
+
+    errors: list[str]
+    requests: list[str]
+    images: list[tuple[str, bool]]
+    text: str
+    title: str
+
+
+def render_in_chromium(path: Path, chromium: str, screenshot: Path | None = None) -> RenderedReport:
+    """Open ``path`` in headless Chromium: console errors, requested URLs, each image's alt
+    text and whether it loaded, the body text and the title (and a full-page screenshot)."""
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda req: requests.append(req.url))
+        page.goto(path.as_uri())
+        page.wait_for_load_state("load")
+        images = [(str(a), bool(ok)) for a, ok in page.eval_on_selector_all(
+            "img", "els => els.map(e => [e.alt, e.complete && e.naturalWidth > 0])")]
+        if screenshot is not None:
+            page.screenshot(path=str(screenshot), full_page=True)
+        text, title = page.inner_text("body"), page.title()
+        browser.close()
+    return RenderedReport(errors, requests, images, text, title)

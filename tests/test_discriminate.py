@@ -11,17 +11,26 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from hikisig.engine import Engine
+from hikisig.models import discriminate as disc
 from hikisig.models.calibration import calibration_slope_intercept, reliability_table
 from hikisig.models.discriminate import PLSDAClassifier, cv_splits, discriminate
 from hikisig.models.result import SIGNATURE_COLUMNS, ModelResult
 from hikisig.synth import SyntheticStudy, preset
 
 REQUIRED_METRICS = {
-    "auc", "auc_ci_low", "auc_ci_high", "auc_ci_method", "auc_boot_ci_low", "auc_boot_ci_high",
-    "auc_per_repeat_mean", "auc_per_repeat_sd", "brier", "calibration_slope", "calibration_intercept",
+    "auc", "auc_ci_low", "auc_ci_high", "auc_ci_method", "auc_ci_resamples", "auc_pooled",
+    "auc_pooled_ci_low", "auc_pooled_ci_high", "auc_pooled_se", "auc_per_repeat_mean",
+    "auc_per_repeat_sd", "brier", "calibration_slope", "calibration_intercept",
     "permutation_p", "permutations", "permutation_scheme", "cv_scheme", "n", "n_case", "n_control",
-    "model", "seed",
+    "model", "seed", "validated", "verdict", "youden_threshold", "youden_sensitivity",
+    "youden_specificity", "sensitivity_target_threshold",
 }
+#: Keys of the former metrics.json that would now mislead (the AUC is the mean over repeats).
+REMOVED_METRICS = {"auc_se", "auc_boot_ci_low", "auc_boot_ci_high", "auc_boot_resamples"}
+THRESHOLD_COLUMNS = [
+    "rule", "threshold", "sensitivity", "sensitivity_ci_low", "sensitivity_ci_high", "specificity",
+    "specificity_ci_low", "specificity_ci_high", "ppv", "npv", "ppv_at_prevalence",
+    "npv_at_prevalence", "prevalence", "threshold_fold_min", "threshold_fold_max", "method"]
 FAST: dict[str, Any] = {"model": "logistic", "cv_repeats": 1, "permutations": 200}
 
 
@@ -86,12 +95,15 @@ def test_tables_and_metrics(small: ModelResult) -> None:
     X, y = _small_signal()
     assert res.kind == "discriminate"
     assert set(res.to_metrics()) >= REQUIRED_METRICS
+    assert not set(res.to_metrics()) & REMOVED_METRICS
     json.dumps(res.to_metrics(), allow_nan=False)
     json.dumps(res.params, allow_nan=False)
     m = res.to_metrics()
-    assert m["auc_ci_method"] == "delong"
+    assert "bootstrap" in m["auc_ci_method"] and "samples" in m["auc_ci_method"]
+    assert m["auc_ci_resamples"] == 1000
     assert 0 <= m["auc_ci_low"] <= m["auc"] <= m["auc_ci_high"] <= 1
-    assert 0 <= m["auc_boot_ci_low"] <= m["auc_boot_ci_high"] <= 1
+    assert 0 <= m["auc_pooled_ci_low"] <= m["auc_pooled"] <= m["auc_pooled_ci_high"] <= 1
+    assert m["validated"] is True and m["verdict"].startswith("Validated:")
     assert (m["n"], m["n_case"], m["n_control"]) == (40, 20, 20)
     assert m["cv_scheme"] == "5-fold stratified CV x 2 repeats, group-aware: no"
     oof = res.tables["oof_predictions"]
@@ -109,9 +121,13 @@ def test_tables_and_metrics(small: ModelResult) -> None:
     cal = res.tables["calibration"]
     assert list(cal.columns) == ["bin", "mean_predicted", "fraction_positive", "n"]
     assert len(cal) == 10 and cal["n"].sum() == 40
+    assert list(res.tables["thresholds"].columns) == THRESHOLD_COLUMNS
     thr = res.tables["thresholds"].set_index("rule")
     assert list(thr.index) == ["youden", "sensitivity_target"]
-    assert thr.loc["sensitivity_target", "sensitivity"] >= 0.9
+    assert thr.loc["sensitivity_target", "sensitivity"] >= thr.loc["youden", "sensitivity"]
+    assert thr.loc["sensitivity_target", "threshold"] <= thr.loc["youden", "threshold"]
+    assert (thr["threshold_fold_min"] <= thr["threshold_fold_max"]).all()
+    assert thr["method"].str.contains("out-of-bag probabilities of the training samples").all()
     assert thr.loc["youden", "prevalence"] == pytest.approx(0.0157)
     assert (thr["sensitivity_ci_low"] <= thr["sensitivity"]).all()
     assert (thr["specificity"] <= thr["specificity_ci_high"]).all()
@@ -135,6 +151,13 @@ def test_backends_give_identical_results() -> None:
         assert other.to_metrics() == serial.to_metrics()
         pd.testing.assert_frame_equal(other.tables["oof_predictions"], serial.tables["oof_predictions"])
         pd.testing.assert_frame_equal(other.tables["importance"], serial.tables["importance"])
+        pd.testing.assert_frame_equal(other.tables["thresholds"], serial.tables["thresholds"])
+    # thresholds from inner CV (seeded from the fold's seed): the same on every backend
+    kw = {"model": "logistic", "cv_repeats": 2, "permutations": 50, "seed": 3}
+    a = discriminate(X, y, engine=Engine("serial"), **kw)
+    b = discriminate(X, y, engine=Engine("loky", n_jobs=2), **kw)
+    assert a.to_metrics() == b.to_metrics()
+    pd.testing.assert_frame_equal(a.tables["thresholds"], b.tables["thresholds"])
 
 
 def test_same_seed_same_result_other_seed_differs() -> None:
@@ -143,7 +166,7 @@ def test_same_seed_same_result_other_seed_differs() -> None:
     b = discriminate(X, y, seed=1, **FAST)
     c = discriminate(X, y, seed=2, **FAST)
     assert a.to_metrics() == b.to_metrics()
-    assert a.auc_boot_ci_low != c.auc_boot_ci_low or a.to_metrics() != c.to_metrics()
+    assert a.auc_ci_low != c.auc_ci_low or a.to_metrics() != c.to_metrics()
 
 
 def test_group_aware_splits_keep_participants_together() -> None:
@@ -202,6 +225,137 @@ def test_recalibrate_and_plsda() -> None:
     assert pls.tables["importance"]["impurity_importance"].isna().all()
     for res in (rf, pls):
         assert res.tables["oof_predictions"]["y_prob"].between(0, 1).all()
+
+
+def test_headline_auc_is_the_mean_of_the_repeats(small: ModelResult) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    res = small
+    per_repeat = res.tables["per_repeat"]
+    assert len(per_repeat) == 2
+    assert res.auc == pytest.approx(per_repeat["auc"].mean(), abs=1e-15)
+    assert res.auc_per_repeat_mean == res.auc
+    oof = res.tables["oof_predictions"]
+    assert res.auc_pooled == pytest.approx(roc_auc_score(oof["y_true"], oof["y_prob"]))
+    assert res.auc_ci == (res.auc_ci_low, res.auc_ci_high)
+    assert res.auc_pooled_ci == (res.auc_pooled_ci_low, res.auc_pooled_ci_high)
+    assert res.auc_ci_low <= res.auc <= res.auc_ci_high
+    # the bootstrap CI and the band come from the same participant-level resamples
+    assert res.auc_ci_resamples == 1000 and len(res.tables["roc_band"]) == 101
+    s = res.summary()
+    assert "pooled AUC" in s and "permutation p 0.0050" in s and res.verdict in s
+
+
+def _repeat_probs(seed: int, n: int = 30, repeats: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.repeat([0, 1], n // 2))
+    prob = np.clip(y * 0.3 + rng.uniform(size=(repeats, n)), 0, 1)
+    return prob, y
+
+
+def test_bootstrap_statistic_is_the_mean_of_the_repeats_aucs() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    prob, y = _repeat_probs(0)
+    units, unit_y = np.arange(len(y)), y.copy()
+    aucs, tprs = disc._bootstrap_block(disc._ResampleTask(prob, y, units, unit_y, 4, 7))
+    rng = np.random.default_rng(7)
+    strata = [np.flatnonzero(unit_y == c) for c in (0, 1)]
+    for b in range(4):
+        idx = np.concatenate([rng.choice(s, size=len(s), replace=True) for s in strata])
+        want = np.mean([roc_auc_score(y[idx], prob[r, idx]) for r in range(3)])
+        assert aucs[b] == pytest.approx(want, abs=1e-12)
+    assert tprs.shape == (4, 101)
+
+
+def test_fast_roc_band_equals_roc_curve() -> None:
+    from sklearn.metrics import roc_curve
+
+    rng = np.random.default_rng(4)
+    for i in range(200):
+        pos = rng.permutation(np.r_[np.ones(7 + i % 13, bool), np.zeros(9 + i % 5, bool)])
+        score = rng.uniform(size=len(pos))
+        if i % 2:
+            score = np.round(score, 1)  # ties
+        fpr, tpr, _ = roc_curve(pos, score)
+        np.testing.assert_allclose(disc._roc_on_grid(pos, score),
+                                   np.interp(disc.ROC_GRID, fpr, tpr), rtol=0, atol=1e-12)
+
+
+def test_oof_permutation_tests_the_headline_statistic() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    prob, y = _repeat_probs(1)
+    units, unit_y = np.arange(len(y)), y.copy()
+    null = disc._permutation_block(disc._ResampleTask(prob, y, units, unit_y, 5, 3))
+    rng = np.random.default_rng(3)
+    for value in null:
+        yp = rng.permutation(unit_y)[units]
+        assert value == pytest.approx(np.mean([roc_auc_score(yp, prob[r]) for r in range(3)]),
+                                      abs=1e-12)
+
+
+def test_permutation_p_agrees_with_auc() -> None:
+    X, y = _small_signal(8)
+    res = discriminate(X, y, model="logistic", cv_repeats=3, permutations=99, seed=2)
+    # the null of p is centred on 0.5 and the observed statistic is ``auc`` (not the pooled AUC)
+    assert res.auc < res.auc_pooled or res.auc == pytest.approx(res.auc_pooled)
+    assert res.permutation_p == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("model", ["rf", "logistic"])
+def test_thresholds_chosen_in_training_folds_are_not_optimistic_on_noise(model: str) -> None:
+    """On noise, sensitivity + specificity of thresholds chosen in the training folds stay
+    near 1 (chance); chosen and scored on the same out-of-fold predictions they look better."""
+    honest, in_sample = [], []
+    for seed in range(8):
+        X, y = _noise(seed, n=60, p=20)
+        res = discriminate(X, y, model=model, n_estimators=40, cv_repeats=2, permutations=0,
+                           seed=seed)
+        t = res.tables["thresholds"].set_index("rule")
+        honest.append(t.loc["youden", "sensitivity"] + t.loc["youden", "specificity"])
+        oof = res.tables["oof_predictions"]
+        naive = disc._in_sample_thresholds(oof["y_true"].to_numpy(), oof["y_prob"].to_numpy(),
+                                           0.9, 0.0157).set_index("rule")
+        in_sample.append(naive.loc["youden", "sensitivity"] + naive.loc["youden", "specificity"])
+        source = "out-of-bag" if model == "rf" else "inner 3-fold CV"
+        assert t["method"].str.startswith(f"chosen on {source} probabilities").all()
+    assert sum(h < i for h, i in zip(honest, in_sample, strict=True)) >= 7, (honest, in_sample)
+    assert float(np.mean(honest)) < 1.08
+    assert float(np.mean(in_sample)) > float(np.mean(honest)) + 0.08
+
+
+def test_final_threshold_is_chosen_on_out_of_bag_probabilities(small: ModelResult) -> None:
+    forest = small.model.steps[-1][1]
+    col = list(forest.classes_).index("case")
+    oob = forest.oob_decision_function_
+    seen = oob.sum(axis=1) > 0
+    _X, y = _small_signal()
+    youden, target = disc._choose_thresholds(y[seen], oob[seen, col], 0.9)
+    assert small.threshold("youden") == pytest.approx(youden)
+    assert small.threshold("sensitivity_target") == pytest.approx(target)
+    t = small.thresholds.set_index("rule")
+    assert small.to_metrics()["youden_threshold"] == t.loc["youden", "threshold"]
+
+
+def test_choose_thresholds_midpoints() -> None:
+    y = np.array([0, 0, 1, 0, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.4, 0.6, 0.8])
+    youden, target = disc._choose_thresholds(y, p, 0.9)
+    assert youden == pytest.approx(0.5)  # 0.6 and 0.8 positive, between 0.4 and 0.6
+    assert target == pytest.approx(0.25)  # all cases: between 0.2 and 0.3
+    assert all(np.isnan(disc._choose_thresholds(np.ones(3), p[:3], 0.9)))
+
+
+def test_without_permutations() -> None:
+    X, y = _small_signal(9)
+    res = discriminate(X, y, model="logistic", cv_repeats=2, permutations=0)
+    assert res.permutation_p is None and res.permutations == 0
+    assert res.validated is False and "not tested against chance" in res.verdict
+    assert "permutation p not computed" in res.summary()
+    m = res.to_metrics()
+    assert m["permutation_p"] is None and m["validated"] is False
+    json.dumps(m, allow_nan=False)
 
 
 def test_refit_permutation_scheme() -> None:

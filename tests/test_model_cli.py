@@ -42,6 +42,32 @@ def test_discriminate_writes_contract_files(study):
     pred = run("predict", "--model", str(out), str(study / "files" / "measurements.csv")).stdout
     got = list(csv.DictReader(io.StringIO(pred)))
     assert len(got) == 83 and 0 <= float(got[0]["probability"]) <= 1
+    # the file's ids are the training participants: every row is flagged
+    assert {r["in_training"] for r in got} == {"True"}
+    assert all("used to train the model" in r["warning"] for r in got)
+    assert "SYN00001" not in (out / "model_card.md").read_text()
+    assert "SYN00001" not in (out / "metrics.json").read_text()
+    assert "SYN00001" not in (out / "training_ids.json").read_text()
+    # the same values under new ids are not flagged
+    fresh = study / "fresh.csv"
+    fresh.write_text((study / "files" / "measurements.csv").read_text().replace("SYN", "NEW"))
+    r = run("predict", "--model", str(out), str(fresh))
+    assert {row["in_training"] for row in csv.DictReader(io.StringIO(r.stdout))} == {"False"}
+    assert "used to train" not in r.stderr
+
+
+def test_permutations_zero_saves_and_says_not_computed(study, tmp_path):
+    for kind in ("discriminate", "severity"):
+        r = run("model", kind, "--cv-repeats", "1", "--permutations", "0", "--out",
+                str(tmp_path / kind), db=study / "s.db")
+        m = json.loads((tmp_path / kind / "metrics.json").read_text())
+        key = "permutation_p" if kind == "discriminate" else "permutation_p_q2"
+        assert m[key] is None and m["validated"] is False
+        assert m["verdict"].startswith("Not validated")
+        if kind == "discriminate" or m["q2"] > 0:
+            assert "not tested against chance" in m["verdict"]
+        assert "permutation p not computed" in r.stdout + r.stderr
+        assert (tmp_path / kind / "model.skops").exists()
 
 
 def test_severity_and_stratify(study):
@@ -72,10 +98,17 @@ def test_consensus_signature_command(study):
                         ("severity", ["--cv-repeats", "1", "--permutations", "5"])):
         if not (study / kind).exists():
             run("model", kind, *extra, "--out", str(study / kind), db=study / "s.db")
-    out = run("model", "signature", str(study / "discriminate"), str(study / "severity")).stdout
-    rows = list(csv.DictReader(io.StringIO(out)))
+    r = run("model", "signature", str(study / "discriminate"), str(study / "severity"))
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    metrics = {k: json.loads((study / k / "metrics.json").read_text())
+               for k in ("discriminate", "severity")}
+    # 5 permutations cannot give p < 0.05: the severity model is not validated
+    assert metrics["severity"]["validated"] is False
+    assert metrics["discriminate"]["validated"] is True
+    assert "left out: the severity model did not validate" in r.stderr
     assert {"analyte", "consensus_score", "n_models_top", "rank_discriminate",
-            "rank_severity"} <= set(rows[0])
+            "models"} <= set(rows[0])
+    assert "rank_severity" not in rows[0] and {x["models"] for x in rows} == {"discriminate"}
     scores = [float(r["consensus_score"]) for r in rows]
     assert scores == sorted(scores, reverse=True)
 

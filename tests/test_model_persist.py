@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 
 from hikisig.errors import HikisigError
 from hikisig.models.persist import load_model, save_model
-from hikisig.models.predict import follow_up, predict
+from hikisig.models.predict import IN_TRAINING_WARNING, follow_up, predict
 from hikisig.models.result import DiscriminationResult, result_class
 from hikisig.models.signature import consensus_signature
 from hikisig.prep import LogTransformer, Scaler
@@ -73,9 +73,16 @@ def test_predict_missing_units_and_range(fitted):
     far = X.copy()
     far.iloc[0, 0] = far.iloc[:, 0].max() * 1000
     flagged = predict(m, far)
-    assert flagged["out_of_range"].iloc[0] == "ornithine" and flagged["warning"].iloc[0]
-    assert (flagged["warning"].iloc[1:] == "").all()
+    assert flagged["out_of_range"].iloc[0] == "ornithine"
+    assert flagged["warning"].iloc[0] == (IN_TRAINING_WARNING + "; values outside the training "
+                                          "range: prediction is an extrapolation")
+    assert (flagged["warning"].iloc[1:] == IN_TRAINING_WARNING).all()
+    assert flagged["in_training"].all() and flagged["in_training"].dtype == bool
     assert list(flagged.index) == list(X.index)
+    new = far.rename(index=lambda i: f"new-{i}")
+    fresh = predict(m, new)
+    assert not fresh["in_training"].any()
+    assert fresh["warning"].iloc[0].startswith("values outside") and (fresh["warning"].iloc[1:] == "").all()
 
 
 def test_follow_up_reliable_change():
@@ -98,3 +105,25 @@ def test_consensus_signature():
     assert c["analyte"].tolist()[:2] in (["a", "b"], ["b", "a"]) and c["analyte"].iloc[-1] == "c"
     assert c.set_index("analyte").loc["c", "consensus_score"] == 0
     assert c.set_index("analyte").loc["a", "n_models_top"] == 1
+    # results assembled by hand were never assessed: they enter
+    assert c.attrs["models"] == ["discriminate", "severity"] and c.attrs["excluded"] == {}
+    assert (c["models"] == "discriminate;severity").all()
+
+
+def test_consensus_keeps_only_validated_models():
+    def res(kind, order, validated):
+        sig = pd.DataFrame({"analyte": order, "rank": range(1, len(order) + 1),
+                            "direction": "up", "effect": 0.0, "importance": 0.0, "stability": 0.0})
+        return result_class(kind)(model=None, features=order, tables={"signature": sig},
+                                  validated=validated, verdict=f"{kind} verdict")
+
+    c = consensus_signature([res("discriminate", ["a", "b", "c"], True),
+                             res("severity", ["c", "b", "a"], False),
+                             res("stratify", ["c", "a", "b"], None)])
+    assert c.attrs["models"] == ["discriminate", "stratify"]
+    assert c.attrs["excluded"] == {"severity": "severity verdict"}
+    assert "rank_severity" not in c and {"rank_discriminate", "rank_stratify"} <= set(c.columns)
+    assert (c["models"] == "discriminate;stratify").all()
+    none = consensus_signature([res("severity", ["a"], False), res("stratify", ["a"], False)])
+    assert none.empty and list(none.columns) == ["analyte", "consensus_score", "n_models_top", "models"]
+    assert none.attrs["models"] == [] and set(none.attrs["excluded"]) == {"severity", "stratify"}

@@ -187,7 +187,8 @@ def test_methods_name_every_model_and_leave_no_empty_placeholder(results: RunRes
                    "Severity: PLS regression", "Stratification: gmm clustering of cases",
                    "50 label permutations", "20 permutations of the score",
                    "over 5 bootstrap resamples", "log2(value) ~ group * sex + age",
-                   "1000 resamples of participants", "random seed 0"]:
+                   "over 1000 bootstrap resamples of participants", "headline AUC",
+                   "validated when", "random seed 0"]:
         assert needle in text, needle
     for empty in ["None", "nan", "()", "''", "  ", " .", " ,", "{", "}", "?"]:
         assert empty not in text, empty

@@ -52,13 +52,16 @@ def test_planted_truth_recovered(planted_fit: tuple) -> None:
     assert sig.loc["c16", "direction"] == "higher with severity"
     assert sig.loc["lysopc_a_c18_2", "direction"] == "lower with severity"
     assert res.permutation_p_q2 == pytest.approx(1 / 20)
+    # 19 permutations cannot give p < 0.05: a strong model is still not validated
+    assert res.validated is False and "permutation p 0.05)" in res.verdict
 
 
 def test_tables_and_metrics(planted_fit: tuple) -> None:
     res, _, X, y = planted_fit
     json.dumps(res.to_metrics())
     for key in ("n_components", "r2y", "q2", "rmsee", "rmsecv", "r2_spearman", "spearman_r", "pearson_r",
-                "permutation_p_q2", "permutations", "cv_scheme", "n", "scaling", "seed"):
+                "permutation_p_q2", "permutations", "cv_scheme", "n", "scaling", "seed", "validated",
+                "verdict"):
         assert key in res.to_metrics()
     assert res.r2_spearman == pytest.approx(res.spearman_r ** 2)
     assert res.n == len(y)
@@ -100,6 +103,8 @@ def test_engine_backends_identical() -> None:
     a = severity(X, y, engine=Engine("serial"), **kw)
     b = severity(X, y, engine=Engine("loky", n_jobs=2), **kw)
     assert a.to_metrics() == b.to_metrics()
+    assert a.q2 > 0 and a.permutation_p_q2 < 0.05 and a.validated is True
+    assert a.verdict.startswith("Validated:") and a.verdict in a.summary()
     pd.testing.assert_frame_equal(a.tables["signature"], b.tables["signature"])
     pd.testing.assert_frame_equal(a.tables["observed_predicted"], b.tables["observed_predicted"])
 
@@ -111,6 +116,8 @@ def test_groups_fixed_components_and_errors() -> None:
                    scaling="auto")
     assert res.n_components == 2
     assert res.permutation_p_q2 is None
+    assert res.validated is False and "not tested against chance" in res.verdict
+    assert "permutation p not computed" in res.summary()
     assert "group" in res.cv_scheme
     assert res.model.named_steps["pls"].n_components == 2
     with pytest.raises(ValueError):

@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from hikisig.engine import Engine
-from hikisig.models.result import SIGNATURE_COLUMNS, ModelResult
+from hikisig.models.result import SIGNATURE_COLUMNS, ModelResult, min_cluster_size
 from hikisig.models.stratify import stratify
 from hikisig.synth import SyntheticStudy, preset
 
@@ -52,6 +52,7 @@ def test_recovers_planted_subtypes(planted: Case, planted_result: ModelResult) -
     ari = adjusted_rand_score(truth.to_numpy(), assign["cluster"].to_numpy())
     assert ari >= 0.8
     assert res.stability_ari_mean > 0.8
+    assert res.validated is True and res.verdict.startswith("Validated:")
     top = res.tables["signature"]["analyte"].head(10)
     assert sum(a.startswith("ce_") or a == "uric_acid" for a in top) >= 6
     json.dumps(res.to_metrics())
@@ -62,13 +63,17 @@ def test_tables_and_model(planted: Case, planted_result: ModelResult) -> None:
     res = planted_result
     m = res.to_metrics()
     assert set(m) >= {"method", "k", "criterion", "silhouette", "bic", "stability_ari_mean",
-                      "stability_ari_sd", "cluster_sizes", "n", "seed"}
+                      "stability_ari_sd", "cluster_sizes", "n", "seed", "k_bic", "k_silhouette",
+                      "min_cluster_size", "validated", "verdict"}
+    assert m["validated"] is True and m["min_cluster_size"] == 60 and m["k_bic"] == 2
     assert m["criterion"] == "bic" and m["method"] == "gmm" and m["n"] == len(X)
     sizes = m["cluster_sizes"]
     assert sizes == sorted(sizes, reverse=True) and sum(sizes) == len(X)
     ksel = res.tables["k_selection"]
-    assert list(ksel.columns) == ["k", "silhouette", "bic"] and ksel["k"].tolist() == [2, 3, 4, 5, 6]
+    assert list(ksel.columns) == ["k", "silhouette", "bic", "smallest_cluster", "size_ok"]
+    assert ksel["k"].tolist() == [2, 3, 4, 5, 6]
     assert ksel.loc[ksel["bic"].idxmin(), "k"] == 2
+    assert (ksel["size_ok"] == (ksel["smallest_cluster"] >= 60)).all()
     assign = res.tables["assignments"]
     assert list(assign.columns) == ["id", "cluster", "probability"]
     assert assign["probability"].between(0.5, 1.0).all()
@@ -100,6 +105,7 @@ def test_default_effect_size_better_than_chance() -> None:
     res = stratify(X, k=2, bootstraps=0)
     assert adjusted_rand_score(truth.to_numpy(), res.tables["assignments"]["cluster"]) > 0.3
     assert res.stability_ari_mean is None
+    assert res.validated is False and "not tested for stability" in res.verdict
 
 
 def test_noise_is_unstable() -> None:
@@ -109,6 +115,50 @@ def test_noise_is_unstable() -> None:
     res = stratify(X, k=3, bootstraps=20, seed=1)
     assert res.k == 3
     assert res.stability_ari_mean < 0.6
+    assert res.validated is False and "not stable under bootstrap resampling" in res.verdict
+
+
+def _outlying_four(seed: int = 1) -> pd.DataFrame:
+    """Two groups of 30 and, inside the second, 4 samples apart from the rest: BIC and
+    silhouette both prefer k = 3, whose third cluster (4) is below max(5, 10% of 60) = 6."""
+    rng = np.random.default_rng(seed)
+    Z = rng.normal(size=(60, 4))
+    Z[30:, :2] += 8
+    Z[56:, 2:] += 6
+    return pd.DataFrame(np.exp(Z), columns=list("abcd"), index=[f"S{i}" for i in range(60)])
+
+
+@pytest.mark.parametrize("method", ["gmm", "kmeans", "ward"])
+def test_k_never_breaks_the_cluster_size_rule(method: str) -> None:
+    X = _outlying_four()
+    res = stratify(X, method=method, k_range=(2, 4), n_components_pca="none", bootstraps=5, seed=0)
+    ksel = res.tables["k_selection"].set_index("k")
+    need = min_cluster_size(60)
+    assert need == 6 and res.min_cluster_size == need
+    # unconstrained, both criteria would take k = 3 (a cluster of 4)
+    assert ksel["silhouette"].idxmax() == 3 and ksel.loc[3, "smallest_cluster"] == 4
+    if method == "gmm":
+        assert ksel["bic"].idxmin() == 3
+    assert not ksel.loc[3, "size_ok"] and ksel.loc[2, "size_ok"]
+    assert res.k == 2 and min(res.cluster_sizes) >= need
+    assert res.k_silhouette == 2 and res.k_bic == (2 if method == "gmm" else None)
+    m = res.to_metrics()
+    assert (m["k_bic"], m["k_silhouette"]) == (res.k_bic, res.k_silhouette)
+
+
+def test_no_k_meets_the_size_rule_cannot_validate() -> None:
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(60, 4))
+    Z[:3] += 8  # 3 far outliers: every k keeps them apart
+    X = pd.DataFrame(np.exp(Z), columns=list("abcd"))
+    res = stratify(X, k_range=(2, 4), n_components_pca="none", bootstraps=5, seed=0)
+    assert not res.tables["k_selection"]["size_ok"].any()
+    assert res.k == res.k_bic  # the criterion's best is kept ...
+    assert res.validated is False  # ... but cannot validate, and the verdict says why
+    assert "fewer than the 6 needed" in res.verdict and "no k from 2 to 4" in res.verdict
+    fixed = stratify(X, k=2, n_components_pca="none", bootstraps=5, seed=0)
+    assert fixed.validated is False and "fewer than the 6 needed" in fixed.verdict
+    assert "no k from" not in fixed.verdict
 
 
 @pytest.fixture(scope="module")

@@ -144,6 +144,8 @@ class Design(_Section):
     repeated: Repeated = _f("first", "participants with several samples: statistics and "
                             "stratification take the first (by visit), the mean, or all samples")
     severity: str | None = _f("hq25", "instrument (store) or column (file) used as severity")
+    matrix: str = _f("blood", "what was measured (blood, serum, plasma, urine, ...): titles the "
+                     "report")
     instruments: list[str] = _f(["hq25", "phq9", "k6", "ucla3"], "questionnaires summarised in "
                                 "the report")
 
@@ -218,8 +220,9 @@ class StratifySection(_Section):
 class Screening(_Section):
     """Population figures for prevalence-aware metrics."""
 
-    prevalence: float = _f(DEFAULT_PREVALENCE, "1.57%: Japan, ages 15-39 (Cabinet Office 2015)",
-                           gt=0, lt=1)
+    prevalence: float = _f(DEFAULT_PREVALENCE, "population prevalence for PPV and NPV", gt=0, lt=1)
+    prevalence_source: str = _f("hikikomori, Japan, ages 15-39 (Cabinet Office 2015)",
+                                "where the prevalence comes from (shown beside every PPV/NPV)")
 
 
 class RunSection(_Section):

@@ -63,6 +63,10 @@ class RunMethods:
         Multiple testing correction.
     prevalence : float
         Population prevalence of PPV and NPV.
+    prevalence_source : str
+        Where the prevalence comes from.
+    matrix : str
+        What was measured (blood, serum, urine, ...).
     seed : int
     engine : str
     """
@@ -79,6 +83,8 @@ class RunMethods:
     correction: str = ("Benjamini-Hochberg false discovery rate (q values) and Holm "
                        "(p_holm), within each stratum and test")
     prevalence: float = DEFAULT_PREVALENCE
+    prevalence_source: str = ""
+    matrix: str = "blood"
     seed: int = 0
     engine: str = "serial"
 
@@ -136,6 +142,9 @@ class RunResults:
     stats : DataFrame or None
         The tidy table of :func:`hikisig.case_control`.
     cohort : CohortSummary or None
+    detectability : DataFrame or None
+        What a study of this size can detect, per stratum
+        (:func:`hikisig.stats.power.cohort_detectability`; ``detectability.csv``).
     missing_by_analyte, missing_by_sample : Series or None
         Shares of missing values.
     pca : PCAScores or None
@@ -187,6 +196,7 @@ class RunResults:
     marker_formulas: pd.DataFrame = field(default_factory=pd.DataFrame)
     stats: pd.DataFrame | None = None
     cohort: CohortSummary | None = None
+    detectability: pd.DataFrame | None = None
     missing_by_analyte: pd.Series | None = None
     missing_by_sample: pd.Series | None = None
     pca: PCAScores | None = None

@@ -85,6 +85,14 @@ def test_analysis_runs_in_background_and_its_model_predicts_on_the_participant_p
     assert rep.status_code == 200 and "<html" in rep.text.lower()
     assert "script" not in rep.headers["content-security-policy"]
     assert "sandbox" in rep.headers["content-security-policy"]
+    # analysts see pseudonyms only: neither the report nor the model card holds a participant
+    # or sample code
+    with Session(store.engine) as s:
+        codes = set(s.scalars(select(schema.Participant.code)))
+        codes |= {str(c) for c in s.scalars(select(schema.Sample.code))}
+    assert len(codes) >= 60
+    leaked = [c for c in codes if re.search(rf"\b{re.escape(c)}\b", rep.text)]
+    assert leaked == []
     # register the discrimination model, then a participant page shows its prediction
     r = ana.post("/api/v1/models", json={"job_id": job_id, "kind": "discriminate", "name": "rf-web"},
                  headers=h)
@@ -100,6 +108,7 @@ def test_analysis_runs_in_background_and_its_model_predicts_on_the_participant_p
     assert prob is not None and 0.0 <= float(prob.group(1)) <= 1.0
     card = aud.get(re.search(r'href="(/models/\d+/card)"', page.text).group(1))
     assert card.status_code == 200 and "rf-web" in card.text
+    assert [c for c in codes if re.search(rf"\b{re.escape(c)}\b", card.text)] == []
 
 
 def test_unknown_study_or_option_is_refused(synthetic_app):

@@ -51,8 +51,18 @@ def _matrix(data: Dataset | pd.DataFrame) -> pd.DataFrame:
     return data.X if isinstance(data, Dataset) else data
 
 
-def _describe(result: ModelResult, data: Dataset | pd.DataFrame) -> None:
-    """Record where the model comes from: units of its features, study, synthetic."""
+def _describe(result: ModelResult, data: Dataset | pd.DataFrame, keep: np.ndarray | None = None,
+              participant: Any = None) -> None:
+    """Record where the model comes from: units of its features, study, synthetic, and
+    the keyed hashes of the training participants (``participant`` of the ``keep`` rows)."""
+    if participant is not None and result.training is not None:
+        if isinstance(participant, str):
+            if isinstance(data, Dataset) and participant in data.obs:
+                codes = data.obs[participant].to_numpy()
+                result.training.add_participants(codes if keep is None else codes[keep])
+        else:
+            codes = np.asarray(aligned(participant, _matrix(data).index, "participant"), dtype=object)
+            result.training.add_participants(codes if keep is None else codes[keep])
     if not isinstance(data, Dataset):
         return
     if result.training is not None and "unit" in data.var:
@@ -133,7 +143,7 @@ def discriminate(
         permutation_scheme=permutation_scheme, prevalence=prevalence,
         sensitivity_target=sensitivity_target, test_size=test_size, inner_cv=inner_cv,
         recalibrate=recalibrate, n_estimators=n_estimators, seed=seed, engine=engine, log=log)
-    _describe(res, data)
+    _describe(res, data, keep, participant)
     return res
 
 
@@ -209,7 +219,7 @@ def severity(
                              cv_folds=cv_folds, cv_repeats=cv_repeats, permutations=permutations,
                              seed=seed, engine=_engine(engine), target=None if name is None else str(name),
                              log=log)
-    _describe(res, data)
+    _describe(res, data, keep, participant)
     return res
 
 
@@ -284,7 +294,8 @@ def load_model(path: str | Path) -> ModelResult:
     return persist.load_model(path)
 
 
-def predict(model: ModelResult | str | Path, data: Dataset | pd.DataFrame) -> pd.DataFrame:
+def predict(model: ModelResult | str | Path, data: Dataset | pd.DataFrame, *,
+            participant: Any = None) -> pd.DataFrame:
     """Apply a model (a fresh result or a saved folder) to new samples.
 
     Derived markers the model needs are computed from the data when missing; with a
@@ -297,7 +308,11 @@ def predict(model: ModelResult | str | Path, data: Dataset | pd.DataFrame) -> pd
         ``probability`` (of being a case), ``logit``, ``predicted_case`` and
         ``predicted_group`` (the case or control label, at the Youden threshold of the
         cross-validated predictions); ``predicted_severity``; or ``stratum``; then
-        ``out_of_range`` and ``warning``.
+        ``in_training`` (the sample, or its participant, was in the training set: a
+        keyed-hash comparison, no code is stored with the model), ``out_of_range`` and
+        ``warning``. ``participant`` (a column name of a Dataset, or values aligned to the
+        data) names each sample's participant; without it the sample id is also compared
+        with the training participants.
 
     Examples
     --------
@@ -317,4 +332,11 @@ def predict(model: ModelResult | str | Path, data: Dataset | pd.DataFrame) -> pd
     units: dict[str, str | None] | None = None
     if isinstance(data, Dataset) and "unit" in data.var:
         units = {str(k): str(v) for k, v in data.var["unit"].items() if v is not None and not pd.isna(v)}
-    return _predict.predict(result, X, units=units)
+    participants = None
+    if isinstance(participant, str):
+        if not isinstance(data, Dataset):
+            raise HikisigError(f"participant={participant!r} names a column: pass a Dataset")
+        participants = data.column(participant).astype(str).to_numpy()
+    elif participant is not None:
+        participants = np.asarray(aligned(participant, X.index, "participant"), dtype=object)
+    return _predict.predict(result, X, units=units, participants=participants)

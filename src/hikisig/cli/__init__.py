@@ -11,6 +11,7 @@ import sys
 from hikisig.cli import assess as _assess  # noqa: F401  (registers commands)
 from hikisig.cli import cohort as _cohort  # noqa: F401  (registers commands)
 from hikisig.cli import model as _model  # noqa: F401  (registers commands)
+from hikisig.cli import power as _power  # noqa: F401  (registers commands)
 from hikisig.cli import run as _run  # noqa: F401  (registers commands)
 from hikisig.cli import stats as _stats  # noqa: F401  (registers commands)
 from hikisig.cli import synth as _synth  # noqa: F401  (registers commands)

@@ -249,15 +249,24 @@ def signature_cmd(
     top: Annotated[int, typer.Option(help="Top-k used to count agreeing models.")] = 20,
     out_path: Annotated[Path | None, typer.Option("--out", help="Output CSV (default: stdout).")] = None,
 ) -> None:
-    """Consensus signature across models: each model's ranks scored 1 (first) to 0 (last),
-    averaged; with the number of models in whose top-k each analyte is.
+    """Consensus signature across the validated models: each model's ranks scored 1
+    (first) to 0 (last), averaged; with the number of models in whose top-k each analyte
+    is. A model that did not validate (``validated: false`` in its metrics.json) is left
+    out, with its verdict on stderr; the ``models`` column names those that entered.
 
     Example: hikisig model signature rf-model pls-model strata --out consensus.csv
     """
     from hikisig.models.persist import load_model
     from hikisig.models.signature import consensus_signature
 
-    write_table(consensus_signature([load_model(folder) for folder in models], top=top), out_path)
+    table = consensus_signature([load_model(folder) for folder in models], top=top)
+    for kind, verdict in table.attrs["excluded"].items():
+        err.print(f"left out: the {kind} model did not validate ({verdict})")
+    if table.attrs["models"]:
+        err.print(f"models in the consensus: {', '.join(table.attrs['models'])}")
+    else:
+        err.print("no model entered the consensus: the table is empty")
+    write_table(table, out_path)
 
 
 @app.command("predict")
@@ -289,15 +298,19 @@ def predict_cmd(
     meta = [c for c in (participant_column, visit_column) if c]
     with reported_warnings():
         ds = read_table(file, id_column=id_column, meta_columns=meta, na_values=na_values)
-        pred = predict(loaded, ds)
+        pred = predict(loaded, ds, participant=participant_column)
     if participant_column and visit_column:
         if loaded.follow_up_score is None:
             raise HikisigError("follow-up needs a discrimination or severity model")
         pred["participant"] = ds.column(participant_column).astype(str).to_numpy()
         pred["visit"] = pd.to_numeric(ds.column(visit_column), errors="coerce").to_numpy()
         pred = follow_up(pred, loaded.follow_up_score, sem=loaded.follow_up_sem)
-    n_warn = int((pred["warning"] != "").sum())
-    if n_warn:
-        err.print(f"warning: {n_warn} row(s) outside the training range (see 'out_of_range')",
+    n_seen = int(pred["in_training"].fillna(False).astype(bool).sum())
+    if n_seen:
+        err.print(f"warning: {n_seen} row(s) were used to train the model (see 'in_training'): "
+                  "their predictions are not an independent test", markup=False)
+    n_out = int((pred["out_of_range"] != "").sum())
+    if n_out:
+        err.print(f"warning: {n_out} row(s) outside the training range (see 'out_of_range')",
                   markup=False)
     write_table(pred, out_path)

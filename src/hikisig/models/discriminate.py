@@ -19,10 +19,37 @@ re-scores a permuted copy only with the trees whose path for a row splits on the
 permuted analyte. The numbers are those of scoring every permuted copy with the
 whole model (tested).
 
+Headline AUC
+------------
+``auc`` is the mean over CV repeats of each repeat's out-of-fold AUC (the
+``per_repeat`` table); its 95% interval is the percentile interval of that same
+statistic over :data:`_N_BOOT` bootstrap resamples of participants (samples when
+there are no groups), stratified by class: each resample scores every repeat's
+out-of-fold probabilities of the resampled units and averages the repeats' AUCs.
+``auc_pooled`` is the AUC of the probabilities averaged over repeats (a smoother
+ranking, so usually higher than any single repeat's), with a DeLong interval; the
+ROC curve, its band and the calibration describe those pooled probabilities.
+
+Decision thresholds
+-------------------
+Thresholds are chosen inside each training fold and scored on its held-out fold,
+never on the predictions they are judged by. For every outer fold the Youden and
+target-sensitivity thresholds are chosen on honest predictions of that fold's
+training samples: the random forest's out-of-bag probabilities (no extra fits);
+for the other models (and a recalibrated forest) an inner stratified 3-fold CV
+(group-aware with groups) within the training fold, refitting the fold's model
+(with the hyper-parameters the fold's grid search chose). The thresholds are
+applied to the held-out fold; sensitivity, specificity, PPV and NPV come from the
+held-out decisions pooled over folds and repeats (Wilson intervals on the number of
+cases or controls, not cases x repeats). The ``threshold`` that :func:`predict
+<hikisig.models.predict.predict>` uses is chosen the same way for the final model
+on all samples. Each threshold is the midpoint between the lowest score called
+positive and the next lower score.
+
 Classifiers (``model``):
 
-* ``"rf"``: ``RandomForestClassifier(n_estimators=200, n_jobs=1)`` seeded
-  per task (inner CV tunes ``max_features`` in {sqrt, 0.3}).
+* ``"rf"``: ``RandomForestClassifier(n_estimators=200, n_jobs=1, oob_score=True)``
+  seeded per task (inner CV tunes ``max_features`` in {sqrt, 0.3}).
 * ``"logistic"``: L2-penalised logistic regression, ``C=1`` (inner CV tunes
   ``C`` in {0.01, 0.1, 1, 10}).
 * ``"plsda"``: :class:`PLSDAClassifier` (inner CV tunes ``n_components`` in
@@ -42,6 +69,7 @@ Examples
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +77,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 from scipy.special import expit
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.ensemble import RandomForestClassifier
@@ -68,7 +96,6 @@ from hikisig.models.result import (
     SIGNATURE_COLUMNS,
     DiscriminationResult,
     HeldOut,
-    clean,
     model_input,
     training_data,
 )
@@ -203,9 +230,10 @@ class PLSDAClassifier(ClassifierMixin, BaseEstimator):
 # -- building blocks ----------------------------------------------------------------------------
 
 
-def _estimator(model: str, seed: int, n_estimators: int) -> BaseEstimator:
-    if model == "rf":
-        return RandomForestClassifier(n_estimators=n_estimators, random_state=seed, n_jobs=1)
+def _estimator(model: str, seed: int, n_estimators: int, oob_score: bool = True) -> BaseEstimator:
+    if model == "rf":  # out-of-bag probabilities: honest scores of the training samples
+        return RandomForestClassifier(n_estimators=n_estimators, random_state=seed, n_jobs=1,
+                                      oob_score=oob_score)
     if model == "logistic":
         return LogisticRegression(C=1.0, max_iter=5000)
     if model == "plsda":
@@ -240,7 +268,7 @@ def _preprocessing_names(log: bool = True, scaling: str = "auto") -> list[str]:
 
 def make_pipeline(model: str = _D.model, *, seed: int = 0, inner_cv: bool = _D.inner_cv,
                   recalibrate: bool = _D.recalibrate, n_estimators: int = _D.n_estimators,
-                  log: bool = True) -> BaseEstimator:
+                  log: bool = True, oob_score: bool = True) -> BaseEstimator:
     """The (unfitted) model of :func:`discriminate`.
 
     ``MinFractionImputer -> LogTransformer(log2) -> Scaler(auto) -> clf``; with
@@ -252,6 +280,8 @@ def make_pipeline(model: str = _D.model, *, seed: int = 0, inner_cv: bool = _D.i
     wrapped in ``CalibratedClassifierCV(method="sigmoid", cv=3)``; with
     ``inner_cv`` the whole pipeline is wrapped in a ``GridSearchCV`` (3-fold
     stratified, shuffled with ``seed``, scoring ROC AUC) over :data:`PARAM_GRIDS`.
+    ``oob_score`` (random forest only) keeps the out-of-bag probabilities of the
+    training samples (``oob_decision_function_``), on which thresholds are chosen.
 
     Examples
     --------
@@ -260,7 +290,7 @@ def make_pipeline(model: str = _D.model, *, seed: int = 0, inner_cv: bool = _D.i
     >>> [name for name, _ in make_pipeline("logistic", log=False).steps]
     ['impute', 'scale', 'clf']
     """
-    est = _estimator(model, seed, n_estimators)
+    est = _estimator(model, seed, n_estimators, oob_score)
     prefix = "clf__"
     if recalibrate:
         est = CalibratedClassifierCV(est, method="sigmoid", cv=3)
@@ -274,10 +304,13 @@ def make_pipeline(model: str = _D.model, *, seed: int = 0, inner_cv: bool = _D.i
 
 
 def _fit(model: BaseEstimator, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None) -> BaseEstimator:
-    if isinstance(model, GridSearchCV) and groups is not None:
-        model.cv = StratifiedGroupKFold(_INNER_FOLDS, shuffle=True, random_state=model.cv.random_state)
-        return model.fit(X, y, groups=groups)
-    return model.fit(X, y)
+    with warnings.catch_warnings():  # a small forest leaves a few samples without OOB trees
+        warnings.filterwarnings("ignore", "Some inputs do not have OOB scores", UserWarning)
+        if isinstance(model, GridSearchCV) and groups is not None:
+            model.cv = StratifiedGroupKFold(_INNER_FOLDS, shuffle=True,
+                                            random_state=model.cv.random_state)
+            return model.fit(X, y, groups=groups)
+        return model.fit(X, y)
 
 
 def cv_splits(y: Any, *, groups: Any = None, n_splits: int = 5, seed: int = 0
@@ -502,6 +535,7 @@ class _Settings:
     cv_folds: int
     n_top: int
     log: bool = True
+    sensitivity_target: float = _D.sensitivity_target
 
 
 @dataclass
@@ -514,6 +548,7 @@ class _FoldTask:
     settings: _Settings
     seed: int
     importance: bool = True
+    thresholds: bool = True
 
 
 @dataclass
@@ -523,12 +558,16 @@ class _FoldResult:
     perm_importance: np.ndarray | None = None
     impurity: np.ndarray | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    #: (youden, sensitivity target) chosen on honest scores of the training samples
+    thresholds: tuple[float, float] | None = None
+    #: how those scores were obtained (:func:`_honest_scores`)
+    threshold_source: str = ""
 
 
 def _fit_fold(task: _FoldTask) -> _FoldResult:
     s = task.settings
     model = make_pipeline(s.model, seed=task.seed, inner_cv=s.inner_cv, recalibrate=s.recalibrate,
-                          n_estimators=s.n_estimators, log=s.log)
+                          n_estimators=s.n_estimators, log=s.log, oob_score=task.thresholds)
     g_tr = None if task.groups is None else task.groups[task.train]
     _fit(model, task.X.iloc[task.train], task.y[task.train], g_tr)
     Xte = task.X.iloc[task.test]
@@ -536,6 +575,11 @@ def _fit_fold(task: _FoldTask) -> _FoldResult:
     out = _FoldResult(test=task.test, prob=prob)
     if isinstance(model, GridSearchCV):
         out.params = {k: v for k, v in model.best_params_.items()}
+    if task.thresholds:
+        youden, target, out.threshold_source = _honest_thresholds(
+            model, task.X.iloc[task.train], task.y[task.train], g_tr, 1,
+            s.sensitivity_target, spawn_seeds(task.seed, 1)[0])
+        out.thresholds = (youden, target)
     if task.importance:
         out.perm_importance = _batched_permutation_importance(model, Xte, task.y[task.test],
                                                               _IMPORTANCE_REPEATS, task.seed)
@@ -563,14 +607,15 @@ def _refit_permutation(task: _RefitPermTask) -> float:
     seeds = spawn_seeds(fit_seed, len(folds))
     prob = np.empty(len(y))
     for (tr, te), sd in zip(folds, seeds, strict=True):
-        r = _fit_fold(_FoldTask(task.X, y, task.groups, tr, te, task.settings, sd, importance=False))
+        r = _fit_fold(_FoldTask(task.X, y, task.groups, tr, te, task.settings, sd, importance=False,
+                                thresholds=False))
         prob[te] = r.prob
     return float(roc_auc_score(y, prob))
 
 
 @dataclass
 class _ResampleTask:
-    prob: np.ndarray
+    prob: np.ndarray  # (repeats, samples): each CV repeat's out-of-fold probabilities
     y: np.ndarray
     units: np.ndarray
     unit_y: np.ndarray
@@ -578,30 +623,55 @@ class _ResampleTask:
     seed: int
 
 
+def _repeat_aucs(ranks: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Mann-Whitney AUC of each row of midranks ``ranks`` (repeats, samples) for the
+    positives ``pos`` (bool)."""
+    m = int(pos.sum())
+    n = len(pos) - m
+    out: np.ndarray = (ranks[:, pos].sum(axis=1) - m * (m + 1) / 2) / (m * n)
+    return out
+
+
+def _roc_on_grid(pos: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """True positive rate of the ROC curve of ``score`` for the positives ``pos`` (bool) at
+    the false positive rates of :data:`ROC_GRID` (linear interpolation between the curve's
+    points): ``np.interp(ROC_GRID, *roc_curve(pos, score)[:2])``, without its overhead."""
+    order = np.argsort(-score, kind="stable")
+    s, yb = score[order], pos[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last sample of each distinct score
+    tps = np.cumsum(yb)[last]
+    fps = last + 1 - tps
+    out: np.ndarray = np.interp(ROC_GRID, np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]])
+    return out
+
+
 def _bootstrap_block(task: _ResampleTask) -> tuple[np.ndarray, np.ndarray]:
-    """AUCs of ``n`` bootstrap resamples of units (participants), stratified by the unit's
-    class, and each resample's ROC curve (true positive rate on :data:`ROC_GRID`, vertical
-    averaging)."""
+    """``n`` bootstrap resamples of units (participants), stratified by the unit's class:
+    the mean over repeats of each repeat's AUC on the resampled samples (the statistic of
+    ``auc``), and the ROC curve of the repeat-averaged (pooled) probabilities (true positive
+    rate on :data:`ROC_GRID`, vertical averaging)."""
     rng = np.random.default_rng(task.seed)
     members = [np.flatnonzero(task.units == u) for u in range(len(task.unit_y))]
     strata = [np.flatnonzero(task.unit_y == c) for c in (0, 1)]
+    pooled = task.prob.mean(axis=0)
     aucs = np.empty(task.n)
     tprs = np.empty((task.n, len(ROC_GRID)))
     for b in range(task.n):
         pick = np.concatenate([rng.choice(s, size=len(s), replace=True) for s in strata])
         idx = np.concatenate([members[u] for u in pick])
-        yb, pb = task.y[idx] == 1, task.prob[idx]
-        aucs[b] = _auc_from_ranks(sps.rankdata(pb), yb)
-        fpr, tpr, _ = roc_curve(yb, pb)
-        tprs[b] = np.interp(ROC_GRID, fpr, tpr)
+        yb = task.y[idx] == 1
+        aucs[b] = float(_repeat_aucs(sps.rankdata(task.prob[:, idx], axis=1), yb).mean())
+        tprs[b] = _roc_on_grid(yb, pooled[idx])
     return aucs, tprs
 
 
 def _permutation_block(task: _ResampleTask) -> list[float]:
-    """AUCs of the fixed OOF probabilities against ``n`` permutations of the unit labels."""
+    """The statistic of ``auc`` (each repeat's fixed out-of-fold probabilities against the
+    permuted labels, averaged over repeats) for ``n`` permutations of the unit labels."""
     rng = np.random.default_rng(task.seed)
-    ranks = sps.rankdata(task.prob)
-    return [_auc_from_ranks(ranks, rng.permutation(task.unit_y)[task.units] == 1) for _ in range(task.n)]
+    ranks = sps.rankdata(task.prob, axis=1)
+    return [float(_repeat_aucs(ranks, rng.permutation(task.unit_y)[task.units] == 1).mean())
+            for _ in range(task.n)]
 
 
 def _blocks(total: int) -> list[int]:
@@ -678,7 +748,7 @@ def _units(groups: np.ndarray | None, y: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.asarray(codes), unit_y
 
 
-def _wilson(k: int, n: int) -> tuple[float, float]:
+def _wilson(k: float, n: float) -> tuple[float, float]:
     if n == 0:
         return float("nan"), float("nan")
     lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
@@ -702,15 +772,97 @@ def _rule_row(rule: str, thr: float, y: np.ndarray, p: np.ndarray, prevalence: f
             "npv_at_prevalence": npv_at, "prevalence": float(prevalence)}
 
 
-def _thresholds(y: np.ndarray, p: np.ndarray, target: float, prevalence: float) -> pd.DataFrame:
+def _in_sample_thresholds(y: np.ndarray, p: np.ndarray, target: float, prevalence: float
+                          ) -> pd.DataFrame:
+    """Thresholds chosen and evaluated on the same predictions (optimistic; for comparison
+    with the thresholds of :func:`discriminate`, which are chosen in the training folds)."""
+    youden, target_thr = _choose_thresholds(y, p, target)
+    return pd.DataFrame([_rule_row("youden", youden, y, p, prevalence),
+                         _rule_row("sensitivity_target", target_thr, y, p, prevalence)])
+
+
+def _choose_thresholds(y: np.ndarray, p: np.ndarray, target: float) -> tuple[float, float]:
+    """The Youden threshold (largest sensitivity + specificity) and the most specific
+    threshold with sensitivity >= ``target`` of scores ``p`` for 0/1 labels ``y``; each is
+    the midpoint between the lowest score called positive and the next lower score (NaN
+    without both classes)."""
+    y = np.asarray(y)
+    if len(y) == 0 or y.min() == y.max():
+        return float("nan"), float("nan")
     fpr, tpr, thr = roc_curve(y, p, drop_intermediate=False)
     finite = np.isfinite(thr)
     fpr, tpr, thr = fpr[finite], tpr[finite], thr[finite]
-    youden = float(thr[int(np.argmax(tpr - fpr))])
-    reach = np.flatnonzero(tpr >= target)
-    target_thr = float(thr[reach[0]])  # thresholds decrease: first reaching = most specific
-    return pd.DataFrame([_rule_row("youden", youden, y, p, prevalence),
-                         _rule_row("sensitivity_target", target_thr, y, p, prevalence)])
+
+    def cut(i: int) -> float:  # thresholds decrease: i + 1 is the next lower score
+        return float((thr[i] + thr[i + 1]) / 2) if i + 1 < len(thr) else float(thr[i])
+
+    j = tpr - fpr  # ties (to rounding) go to the higher, more specific threshold
+    return cut(int(np.flatnonzero(j >= j.max() - 1e-12)[0])), cut(int(np.flatnonzero(tpr >= target)[0]))
+
+
+def _honest_scores(model: BaseEstimator, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None,
+                   positive: Any, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """Probabilities of ``positive`` for the training samples of the fitted ``model`` from
+    models that did not see them: ``(rows, probabilities, source)``.
+
+    A random forest gives its out-of-bag probabilities (samples in the bootstrap of every
+    tree have none and are left out); any other model is refitted (with the hyper-parameters
+    it was fitted with) in an inner stratified 3-fold CV of its training samples,
+    group-aware with ``groups``, split with ``seed``. With fewer than 2 units of a class the
+    model's own (in-sample) probabilities are all there is.
+    """
+    est = model.best_estimator_ if isinstance(model, GridSearchCV) else model
+    clf = est.steps[-1][1] if isinstance(est, Pipeline) else est
+    if isinstance(clf, RandomForestClassifier) and hasattr(clf, "oob_decision_function_"):
+        oob = np.asarray(clf.oob_decision_function_, dtype=np.float64)
+        seen = oob.sum(axis=1) > 0
+        col = list(clf.classes_).index(positive)
+        return np.flatnonzero(seen), oob[seen, col], "out-of-bag"
+    yy = np.asarray(y)
+    y01 = (yy == positive).astype(int)
+    _, unit_y = _units(groups, y01)
+    k = int(min(_INNER_FOLDS, (unit_y == 0).sum(), (unit_y == 1).sum()))
+    folds = cv_splits(y01, groups=groups, n_splits=k, seed=seed) if k >= 2 else []
+    if not folds or any(y01[tr].min() == y01[tr].max() for tr, _ in folds):
+        prob = model.predict_proba(X)[:, list(model.classes_).index(positive)]
+        return np.arange(len(yy)), np.asarray(prob, dtype=np.float64), "in-sample"
+    prob = np.empty(len(yy))
+    for tr, te in folds:
+        inner = _fit(clone(est), X.iloc[tr], yy[tr], None)
+        prob[te] = inner.predict_proba(X.iloc[te])[:, list(inner.classes_).index(positive)]
+    return np.arange(len(yy)), prob, f"inner {k}-fold CV"
+
+
+def _honest_thresholds(model: BaseEstimator, X: pd.DataFrame, y: np.ndarray,
+                       groups: np.ndarray | None, positive: Any, target: float, seed: int
+                       ) -> tuple[float, float, str]:
+    """Youden and target-sensitivity thresholds of a fitted model, chosen on honest scores of
+    its training samples (:func:`_honest_scores`), and where those scores came from."""
+    rows, prob, source = _honest_scores(model, X, y, groups, positive, seed)
+    youden, target_thr = _choose_thresholds((np.asarray(y)[rows] == positive).astype(int), prob,
+                                            target)
+    return youden, target_thr, source
+
+
+def _pooled_rule_row(rule: str, threshold: float, counts: np.ndarray, repeats: int,
+                     prevalence: float) -> dict[str, Any]:
+    """Accuracy of held-out decisions pooled over folds and repeats; ``counts`` holds
+    ``tp, fn, tn, fp`` summed over every held-out decision. Sensitivity and specificity
+    are pooled proportions; their Wilson intervals use the number of cases (controls),
+    not cases x repeats, since the repeats score the same people again."""
+    tp, fn, tn, fp = (float(c) for c in counts)
+    se = tp / (tp + fn) if tp + fn else float("nan")
+    sp = tn / (tn + fp) if tn + fp else float("nan")
+    n_case, n_control = (tp + fn) / repeats, (tn + fp) / repeats
+    se_lo, se_hi = _wilson(se * n_case, n_case) if tp + fn else (float("nan"), float("nan"))
+    sp_lo, sp_hi = _wilson(sp * n_control, n_control) if tn + fp else (float("nan"), float("nan"))
+    ppv_at, npv_at = predictive_values(se, sp, prevalence)
+    return {"rule": rule, "threshold": float(threshold), "sensitivity": se,
+            "sensitivity_ci_low": se_lo, "sensitivity_ci_high": se_hi, "specificity": sp,
+            "specificity_ci_low": sp_lo, "specificity_ci_high": sp_hi,
+            "ppv": tp / (tp + fp) if tp + fp else float("nan"),
+            "npv": tn / (tn + fn) if tn + fn else float("nan"), "ppv_at_prevalence": ppv_at,
+            "npv_at_prevalence": npv_at, "prevalence": float(prevalence)}
 
 
 def _hedges_g(X: pd.DataFrame, y: np.ndarray, log: bool = True) -> np.ndarray:
@@ -764,13 +916,17 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
     model : {"rf", "logistic", "plsda"}
     cv_folds, cv_repeats : int
         k-fold CV repeated ``cv_repeats`` times; repeat ``r`` shuffles with its
-        own seed from :func:`~hikisig.engine.spawn_seeds`. OOF probabilities
-        are averaged over repeats.
+        own seed from :func:`~hikisig.engine.spawn_seeds`. ``auc`` is the mean of
+        the repeats' out-of-fold AUCs; ``oof_predictions`` (and ``auc_pooled``,
+        the ROC curve and the calibration) hold the probabilities averaged over
+        repeats.
     permutations : int
-        Label permutations for the permutation p-value (0 to skip).
+        Label permutations for the permutation p-value (0 to skip: ``permutation_p``
+        is None and the model is not validated).
     permutation_scheme : {"oof", "refit"}
         ``"oof"`` (default, fast): permute the labels against the fixed
-        out-of-fold probabilities. No OOF probability was computed by a model
+        out-of-fold probabilities of every repeat and average the repeats' AUCs
+        (the statistic of ``auc``). No OOF probability was computed by a model
         that saw its own label, so this tests whether the OOF predictions rank
         cases above controls more than chance. It is an approximation: the
         fold models share training samples, so OOF AUCs on pure noise vary
@@ -781,15 +937,14 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
         ``"oof"`` p-values are then too small; use ``"refit"`` there. ``"refit"``
         (slow, rigorous): for each permutation, permute the labels and rerun
         one repeat of the whole CV (preprocessing, tuning and fitting); each
-        null AUC is a single-repeat OOF AUC, so the observed statistic is
-        ``auc_per_repeat_mean``. Both use
-        ``p = (1 + #{AUC_perm >= AUC_obs}) / (1 + B)``, with ``B = permutations``
-        (``"oof"`` uses ``auc``, the AUC of the OOF probabilities
-        averaged over repeats).
+        null AUC is a single-repeat OOF AUC, compared with ``auc`` (the mean of
+        the repeats' OOF AUCs). Both use
+        ``p = (1 + #{AUC_perm >= auc}) / (1 + B)``, with ``B = permutations``.
     prevalence : float
         Population prevalence for PPV/NPV (default 1.57%).
     sensitivity_target : float
-        Sensitivity of the second threshold rule.
+        Sensitivity of the second threshold rule. Both rules are chosen inside the
+        training folds and scored on the held-out folds (see the module docstring).
     test_size : float, optional
         Hold out this fraction (stratified, group-aware) as a test set: CV runs
         on the rest, and a model fitted on the rest is scored on the test set
@@ -818,11 +973,19 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
     -------
     DiscriminationResult
         ``model`` is the pipeline fitted on all samples, with the user's labels (its
-        ``predict`` returns them). Tables: ``oof_predictions`` (id, y_true, y_prob),
-        ``roc``, ``roc_band`` (pointwise 95% band of the ROC curve from the same
-        participant-level bootstrap as the AUC interval), ``calibration``,
-        ``thresholds``, ``importance``, ``signature``, ``per_repeat`` (and
-        ``test_predictions`` in held-out mode).
+        ``predict`` returns them). ``validated`` is True when the permutation p of
+        ``auc`` is below 0.05; ``verdict`` says so in words. Tables:
+        ``oof_predictions`` (id, y_true, y_prob: probabilities averaged over
+        repeats), ``roc`` (of those pooled probabilities), ``roc_band`` (pointwise
+        95% band of the pooled ROC curve from the same participant-level bootstrap
+        resamples as the AUC interval), ``calibration`` (pooled probabilities),
+        ``thresholds`` (``rule``, ``threshold`` used by ``predict``, pooled
+        held-out ``sensitivity``/``specificity`` with Wilson CIs, ``ppv``, ``npv``,
+        ``ppv_at_prevalence``, ``npv_at_prevalence``, ``prevalence``,
+        ``threshold_fold_min``/``threshold_fold_max`` (range of the per-fold
+        thresholds) and ``method`` (how they were chosen and scored)),
+        ``importance``, ``signature``, ``per_repeat`` (each repeat's OOF AUC; their
+        mean is ``auc``) and ``test_predictions`` in held-out mode.
     """
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; valid values: {', '.join(map(repr, MODELS))}")
@@ -838,7 +1001,8 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
     if (g_all is not None and len(g_all) != len(X)) or len(id_all) != len(X):
         raise ValueError("groups and ids must have one entry per sample")
     eng = _as_engine(engine)
-    settings = _Settings(model, inner_cv, recalibrate, n_estimators, cv_folds, n_top, log)
+    settings = _Settings(model, inner_cv, recalibrate, n_estimators, cv_folds, n_top, log,
+                         sensitivity_target)
     ss = np.random.SeedSequence(seed)
     s_test, s_split, s_fit, s_boot, s_perm, s_final = ss.spawn(6)
 
@@ -882,34 +1046,48 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
     logit_sem = (float(np.sqrt(np.mean(logit_rep.var(axis=0, ddof=1)))) if cv_repeats > 1
                  else None)
 
-    # AUC: DeLong CI and stratified (participant-level) bootstrap
+    # headline AUC (mean over repeats) with its participant-level stratified bootstrap CI;
+    # the pooled AUC (of the repeat-averaged probabilities) with its DeLong CI
+    auc = float(per_repeat.mean())
     dl = auc_delong(yd, oof)
     boot_seeds = spawn_seeds(s_boot, len(_blocks(_N_BOOT)))
     boot_parts = eng.map(_bootstrap_block, [
-        _ResampleTask(oof, yd, units, unit_y, k, sd) for k, sd in zip(_blocks(_N_BOOT), boot_seeds,
-                                                                        strict=True)])
+        _ResampleTask(prob_rep, yd, units, unit_y, k, sd)
+        for k, sd in zip(_blocks(_N_BOOT), boot_seeds, strict=True)])
     boot = np.concatenate([a for a, _ in boot_parts])
     boot_tpr = np.vstack([t for _, t in boot_parts])
+    unit_name = "participants" if gd is not None else "samples"
+    ci_method = (f"percentile bootstrap: {len(boot)} resamples of {unit_name}, stratified by class, "
+                 f"each scoring every CV repeat's out-of-fold probabilities and averaging the "
+                 f"repeats' AUCs")
 
-    # permutation test
-    p_value = float("nan")
+    # permutation test of the same statistic
+    p_value: float | None = None
     if permutations > 0:
         if permutation_scheme == "oof":
             perm_seeds = spawn_seeds(s_perm, len(_blocks(permutations)))
             null = np.concatenate(eng.map(_permutation_block, [
-                _ResampleTask(oof, yd, units, unit_y, k, sd)
+                _ResampleTask(prob_rep, yd, units, unit_y, k, sd)
                 for k, sd in zip(_blocks(permutations), perm_seeds, strict=True)]))
         else:
             null = np.asarray(eng.map(_refit_permutation, [
                 _RefitPermTask(Xd, yd, gd, units, unit_y, settings, sd)
                 for sd in spawn_seeds(s_perm, permutations)]))
-        observed = dl["auc"] if permutation_scheme == "oof" else float(per_repeat.mean())
-        p_value = float((1 + np.sum(null >= observed - 1e-12)) / (1 + len(null)))
+        p_value = float((1 + np.sum(null >= auc - 1e-12)) / (1 + len(null)))
 
-    # calibration, ROC, thresholds
+    # calibration and ROC of the pooled probabilities
     cal = calibration_slope_intercept(yd, oof)
     fpr, tpr, thr = roc_curve(yd, oof)
-    thresholds = _thresholds(yd, oof, sensitivity_target, prevalence)
+
+    # thresholds: chosen on honest scores of each training fold, scored on its held-out fold
+    counts = np.zeros((2, 4))  # rule x (tp, fn, tn, fp)
+    fold_thr = np.array([res.thresholds for res in results], dtype=np.float64)  # (folds, 2)
+    for res, (t_y, t_s) in zip(results, fold_thr, strict=True):
+        d = yd[res.test] == 1
+        for j, t in enumerate((t_y, t_s)):
+            pos = res.prob >= t
+            counts[j] += [(pos & d).sum(), (~pos & d).sum(), (~pos & ~d).sum(), (pos & ~d).sum()]
+    sources = sorted({res.threshold_source for res in results})
 
     # importance and signature
     cols = list(X.columns)
@@ -949,8 +1127,24 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
                           n_estimators=n_estimators, log=log)
     labels = np.where(yy == 1, case_label, control_label).astype(object)
     _fit(final, X, labels, g_all)
+    final_youden, final_target, final_source = _honest_thresholds(
+        final, X, labels, g_all, case_label, sensitivity_target, spawn_seeds(final_seed[0], 1)[0])
     if isinstance(final, GridSearchCV):
         final = final.best_estimator_
+    how = (f"chosen on {' / '.join(sources)} probabilities of the training samples of each of "
+           f"the {len(results)} CV folds and applied to its held-out samples; accuracy pooled "
+           f"over the held-out decisions of the {cv_repeats} repeat(s); threshold: chosen on "
+           f"{final_source} probabilities of all samples for the final model")
+    rows = []
+    for j, (rule, final_thr) in enumerate((("youden", final_youden),
+                                           ("sensitivity_target", final_target))):
+        row = _pooled_rule_row(rule, final_thr, counts[j], cv_repeats, prevalence)
+        per_fold = fold_thr[np.isfinite(fold_thr[:, j]), j]
+        row["threshold_fold_min"] = float(per_fold.min()) if per_fold.size else float("nan")
+        row["threshold_fold_max"] = float(per_fold.max()) if per_fold.size else float("nan")
+        row["method"] = how
+        rows.append(row)
+    thresholds = pd.DataFrame(rows)
 
     group_aware = "yes" if g_all is not None else "no"
     fpr_all, tpr_all, _ = roc_curve(yd, oof)
@@ -973,6 +1167,8 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
         held = make_pipeline(model, seed=final_seed[1], inner_cv=inner_cv, recalibrate=recalibrate,
                              n_estimators=n_estimators, log=log)
         _fit(held, Xd, yd, gd)
+        held_thr = _honest_thresholds(held, Xd, yd, gd, 1, sensitivity_target,
+                                      spawn_seeds(final_seed[1], 1)[0])
         yt = yy[test_idx]
         pt = np.asarray(held.predict_proba(X.iloc[test_idx])[:, 1], dtype=np.float64)
         tables["test_predictions"] = pd.DataFrame({"id": id_all[test_idx], "y_true": yt, "y_prob": pt})
@@ -981,9 +1177,10 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
             tdl = auc_delong(yt, pt)
             held_out.test_auc, held_out.test_auc_ci_low = tdl["auc"], tdl["lower"]
             held_out.test_auc_ci_high = tdl["upper"]
-        for _, row in thresholds.iterrows():  # thresholds chosen on the development OOF predictions
-            t = _rule_row(row["rule"], row["threshold"], yt, pt, prevalence)
-            held_out.rules[str(row["rule"])] = (t["sensitivity"], t["specificity"])
+        # thresholds of the development model, chosen on honest scores of the development samples
+        for rule, t_rule in zip(("youden", "sensitivity_target"), held_thr[:2], strict=True):
+            t = _rule_row(rule, t_rule, yt, pt, prevalence)
+            held_out.rules[rule] = (t["sensitivity"], t["specificity"])
 
     params = {"model": model, "cv_folds": cv_folds, "cv_repeats": cv_repeats, "permutations": permutations,
               "permutation_scheme": permutation_scheme, "prevalence": prevalence,
@@ -1000,15 +1197,16 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
                  + (", sigmoid recalibration" if recalibrate else ""))
     return DiscriminationResult(
         model=final, features=cols, tables=tables, params=params, n=int(n), seed=int(seed),
-        cv_scheme=cv_scheme, training=training_data(X, labels), auc=dl["auc"],
-        auc_ci_low=dl["lower"], auc_ci_high=dl["upper"], auc_ci_method="delong", auc_se=dl["se"],
-        auc_boot_ci_low=float(np.clip(np.quantile(boot, 0.025), 0, 1)),
-        auc_boot_ci_high=float(np.clip(np.quantile(boot, 0.975), 0, 1)),
-        auc_boot_resamples=len(boot), auc_per_repeat_mean=float(per_repeat.mean()),
+        cv_scheme=cv_scheme, training=training_data(X, labels, ids=id_all), auc=auc,
+        auc_ci_low=float(np.clip(np.quantile(boot, 0.025), 0, 1)),
+        auc_ci_high=float(np.clip(np.quantile(boot, 0.975), 0, 1)),
+        auc_ci_method=ci_method, auc_ci_resamples=len(boot), auc_pooled=dl["auc"],
+        auc_pooled_ci_low=dl["lower"], auc_pooled_ci_high=dl["upper"], auc_pooled_se=dl["se"],
+        auc_per_repeat_mean=float(per_repeat.mean()),
         auc_per_repeat_sd=float(per_repeat.std(ddof=1)) if cv_repeats > 1 else 0.0,
         prediction_sem_logit=logit_sem, brier=brier_score(yd, oof),
         calibration_slope=cal["slope"], calibration_intercept=cal["intercept"],
-        permutation_p=clean(p_value), permutations=int(permutations),
+        permutation_p=p_value, permutations=int(permutations),
         permutation_scheme=permutation_scheme, n_case=int(yd.sum()), n_control=int(n - yd.sum()),
         n_participants=len(unit_y) if g_all is not None else None, classifier=model,
-        case_label=case_label, control_label=control_label, held_out=held_out)
+        case_label=case_label, control_label=control_label, held_out=held_out).assess()

@@ -3,7 +3,15 @@
 A model folder holds ``model.skops`` (the fitted Pipeline), ``model_card.json``
 and ``model_card.md`` (what it was trained on, how it was validated, with which
 software), ``metrics.json``, ``features.json`` (input columns with their unit and
-training range) and one CSV per result table.
+training range), ``training_ids.json`` and one CSV per result table.
+
+The model card, ``metrics.json`` and the params name no participant or sample: the
+training set is recorded as its size, a fingerprint of the data (``sha256``) and the
+sha256 of the sorted sample ids (``ids_sha256``). ``training_ids.json`` holds a random
+key of the model's own and the HMAC-SHA256 of every training id (and of every training
+participant, when known) with it (sorted), so that :func:`hikisig.models.predict.predict`
+can flag samples, and participants, the model was trained on without the folder listing
+anyone's code.
 """
 
 from __future__ import annotations
@@ -31,7 +39,10 @@ from hikisig.models.result import (
 )
 from hikisig.versions import package_versions
 
-__all__ = ["frame_sha256", "load_model", "save_model"]
+__all__ = ["ID_HASH_FILE", "frame_sha256", "load_model", "save_model"]
+
+#: The file of a model folder with the keyed hashes of the training sample ids.
+ID_HASH_FILE = "training_ids.json"
 
 #: Module prefixes whose types a model file may contain.
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "hikisig.", "builtins.", "collections.")
@@ -43,13 +54,17 @@ def _card_markdown(card: dict[str, Any]) -> str:
              "**Research use only. Not a medical device; not for diagnosis.**", "",
              f"- Created: {card['created']}", f"- hikisig {card['versions']['hikisig']}",
              f"- Training data: {card['training']['n']} samples, sha256 "
-             f"`{card['training']['sha256'][:16]}...`",
+             f"`{card['training']['sha256'][:16]}...`"
+             + (f", ids sha256 `{card['training']['ids_sha256'][:16]}...`"
+                if card["training"].get("ids_sha256") else ""),
              f"- Features: {len(card['features'])} ({', '.join(card['features'][:12])}"
              f"{', ...' if len(card['features']) > 12 else ''})",
              f"- Preprocessing and estimator: `{card['pipeline']}`",
              f"- Validation: {m.get('cv_scheme') or 'see metrics'}",
-             f"- Seed: {card['params'].get('seed')}",
-             "", "## Metrics", ""]
+             f"- Seed: {card['params'].get('seed')}"]
+    if m.get("verdict"):
+        lines += [f"- Verdict: {m['verdict']}"]
+    lines += ["", "## Metrics", ""]
     lines += [f"- {k}: {v}" for k, v in m.items() if not isinstance(v, list | dict)]
     if card.get("synthetic"):
         lines += ["", "Trained on SYNTHETIC data."]
@@ -68,7 +83,8 @@ def save_model(result: ModelResult, out: str | Path, *, X: pd.DataFrame | None =
     out : path
         The folder to create (replaced if it exists and holds a hikisig model).
     X, y : training data, optional
-        Replace the result's training summary (fingerprint, feature ranges).
+        Replace the result's training summary (fingerprint, feature ranges, and the
+        training ids: ``X.index``).
     units : dict, optional
         Unit of each feature (None where unknown); default: the training summary's.
     study, synthetic : optional
@@ -93,6 +109,12 @@ def save_model(result: ModelResult, out: str | Path, *, X: pd.DataFrame | None =
         sio.dump(result.model, tmp / "model.skops")
         features = [asdict(f) for f in training.features]
         (tmp / "features.json").write_text(json.dumps(features, indent=1) + "\n")
+        if training.id_key is not None:
+            ids = {"scheme": "HMAC-SHA256 of each training sample id (UTF-8 text) with key",
+                   "key": training.id_key, "n": len(training.id_hashes),
+                   "hashes": sorted(training.id_hashes),
+                   "participant_hashes": sorted(training.participant_hashes)}
+            (tmp / ID_HASH_FILE).write_text(json.dumps(ids, indent=0) + "\n")
         metrics = result.to_metrics()
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         for name, table in result.tables.items():
@@ -101,7 +123,8 @@ def save_model(result: ModelResult, out: str | Path, *, X: pd.DataFrame | None =
             "kind": result.kind, "study": study, "synthetic": synthetic,
             "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "intended_use": "Research use only. Not a medical device; not for diagnosis.",
-            "training": {"n": training.n, "sha256": training.sha256},
+            "training": {"n": training.n, "sha256": training.sha256,
+                         "ids_sha256": training.ids_sha256},
             "features": result.features, "units": training.units,
             "tables": sorted(result.tables),
             "pipeline": repr(result.model).replace("\n", " "),
@@ -151,7 +174,16 @@ def load_model(folder: str | Path) -> ModelResult:
     names = card.get("tables") or sorted(p.stem for p in folder.glob("*.csv"))
     tables = {n: pd.read_csv(folder / f"{n}.csv") for n in names if (folder / f"{n}.csv").exists()}
     training = TrainingData(int(card["training"]["n"]), str(card["training"]["sha256"]),
-                            [FeatureRange(**f) for f in features])
+                            [FeatureRange(**f) for f in features],
+                            card["training"].get("ids_sha256"))
+    if (folder / ID_HASH_FILE).exists():
+        try:
+            ids = json.loads((folder / ID_HASH_FILE).read_text())
+            training.id_key = str(ids["key"])
+            training.id_hashes = [str(h) for h in ids["hashes"]]
+            training.participant_hashes = [str(h) for h in ids.get("participant_hashes", [])]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise HikisigError(f"{folder / ID_HASH_FILE}: not readable ({exc})") from exc
     return cls.from_metrics(metrics, model=model, features=[f["name"] for f in features],
                             tables=tables, params=card.get("params") or {}, training=training,
                             study=str(card.get("study") or ""),

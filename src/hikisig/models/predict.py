@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
@@ -10,11 +12,20 @@ from hikisig.errors import HikisigError
 from hikisig.models.discriminate import case_column
 from hikisig.models.result import DiscriminationResult, ModelResult
 
-__all__ = ["follow_up", "predict"]
+__all__ = ["IN_TRAINING_WARNING", "PARTICIPANT_IN_TRAINING_WARNING", "follow_up", "predict"]
+
+#: The warning of a sample whose id was one of the model's training samples.
+IN_TRAINING_WARNING = ("this sample was used to train the model: its prediction is not an "
+                       "independent test")
+#: The warning of a sample of a participant whose (other) samples trained the model.
+PARTICIPANT_IN_TRAINING_WARNING = ("this participant's samples were used to train the model: "
+                                   "its prediction is not an independent test")
+#: The warning of a sample with values outside the training range.
+OUT_OF_RANGE_WARNING = "values outside the training range: prediction is an extrapolation"
 
 
 def predict(model: ModelResult, X: pd.DataFrame, *, units: dict[str, str | None] | None = None,
-            range_margin: float = 0.2) -> pd.DataFrame:
+            range_margin: float = 0.2, participants: Any = None) -> pd.DataFrame:
     """Predict for every row of ``X`` (samples x analytes named as in training).
 
     ``model`` is a fresh result (:func:`hikisig.models.discriminate.discriminate`, ...) or one
@@ -24,11 +35,18 @@ def predict(model: ModelResult, X: pd.DataFrame, *, units: dict[str, str | None]
     -------
     DataFrame
         Indexed like ``X``: ``id`` and, by model kind: ``probability`` (of being a case),
-        ``logit``, ``predicted_case`` (at the Youden threshold of the cross-validated
-        predictions) and ``predicted_group`` (the case or control label) for
+        ``logit``, ``predicted_case`` (at the model's Youden threshold, chosen on honest
+        predictions of the training samples: the ``threshold`` column of
+        ``tables["thresholds"]``) and ``predicted_group`` (the case or control label) for
         discrimination; ``predicted_severity`` for severity; ``stratum`` for
-        stratification; then ``out_of_range`` (features outside the training range
-        widened by ``range_margin`` of its span on the log scale) and ``warning``.
+        stratification; then ``in_training`` (True when the sample's id, ``X.index`` as
+        text, was one of the training ids, or when its participant, ``participants`` or
+        else the id itself, had samples in the training set: the model's keyed hashes are
+        compared; missing when the model recorded none), ``out_of_range`` (features
+        outside the training range widened by ``range_margin`` of its span on the log
+        scale) and ``warning`` (:data:`IN_TRAINING_WARNING` or
+        :data:`PARTICIPANT_IN_TRAINING_WARNING`, and/or the out-of-range warning, joined
+        by ``"; "``; empty when none applies).
 
     Raises
     ------
@@ -76,9 +94,23 @@ def predict(model: ModelResult, X: pd.DataFrame, *, units: dict[str, str | None]
         hi_w = np.where(pos, np.exp(np.log(hi) + range_margin * span), hi + range_margin * span)
         outside = (x.to_numpy() < lo_w) | (x.to_numpy() > hi_w)
     flags = [";".join(np.asarray(names)[row]) for row in outside]
+    sample_hit, person_hit = None, None
+    if model.training is not None:
+        sample_hit = model.training.was_trained_on(out["id"])
+        who = out["id"] if participants is None else [str(p) for p in np.asarray(participants)]
+        person_hit = model.training.participant_in_training(who)
+    if sample_hit is None:
+        out["in_training"] = pd.Series(pd.NA, index=X.index, dtype="boolean")
+        sample_hit = np.zeros(len(X), dtype=bool)
+    else:
+        out["in_training"] = sample_hit if person_hit is None else sample_hit | person_hit
+    if person_hit is None:
+        person_hit = np.zeros(len(X), dtype=bool)
     out["out_of_range"] = flags
-    out["warning"] = ["values outside the training range: prediction is an extrapolation" if f
-                      else "" for f in flags]
+    out["warning"] = ["; ".join(w for w in (IN_TRAINING_WARNING if seen else
+                                            PARTICIPANT_IN_TRAINING_WARNING if person else "",
+                                            OUT_OF_RANGE_WARNING if f else "") if w)
+                      for seen, person, f in zip(sample_hit, person_hit, flags, strict=True)]
     return out
 
 

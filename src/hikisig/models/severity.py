@@ -35,6 +35,10 @@ Validation
   rotation (its weights rotate with the data, its scores and predictions do not
   change), so each permuted Q2 is that of the full-width fit up to rounding
   (checked to 1e-12), at a cost that no longer grows with the number of analytes.
+  With ``permutations=0`` there is no test: ``permutation_p_q2`` is None.
+* **Verdict.** The model is ``validated`` when ``Q2 > 0`` (its cross-validated
+  predictions beat the mean) and the permutation p of Q2 is below 0.05; ``verdict``
+  says which condition failed.
 
 Every resampling loop runs through :class:`hikisig.engine.Engine` with seeds
 from :func:`hikisig.engine.spawn_seeds`, so serial, loky and Dask give
@@ -190,7 +194,8 @@ def severity(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None,
     cv_folds, cv_repeats : int
         Repeated K-fold CV.
     permutations : int
-        Permutations of y for the Q2 permutation test (0 to skip).
+        Permutations of y for the Q2 permutation test (0 to skip: no p value, and the
+        model is not validated).
     seed : int
         Root seed; repeats and permutations get seeds from ``spawn_seeds``.
     engine : Engine, optional
@@ -206,7 +211,7 @@ def severity(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None,
     -------
     SeverityResult
         Tables ``q2_by_components``, ``observed_predicted``, ``vip``, ``coefficients``,
-        ``signature``. See the module docstring.
+        ``signature``; ``validated`` and ``verdict``. See the module docstring.
     """
     engine = engine or Engine("serial")
     X = model_input(X)
@@ -272,6 +277,8 @@ def severity(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None,
     fold_vips = np.concatenate([r["vip"][:, chosen - 1, :] for r in reps])  # (fits, p)
     stability = (fold_vips > 1).mean(axis=0)
     sample_ids = X.index.to_numpy() if ids is None else np.asarray(ids)
+    if len(sample_ids) != n:
+        raise ValueError(f"ids has {len(sample_ids)} values for {n} samples")
     tables = {
         "q2_by_components": pd.DataFrame({"n_components": np.arange(1, max_comp + 1), "q2_mean": q2_mean,
                                           "q2_sd": q2_sd, "r2y": r2y_by}),
@@ -300,8 +307,8 @@ def severity(X: pd.DataFrame, y: Any, *, groups: Any = None, ids: Any = None,
               + " -> PLSRegression(scale=False)"}
     return SeverityResult(
         model=model, features=features, tables=tables, params=params, n=int(n), seed=int(seed),
-        cv_scheme=cv_scheme, training=training_data(X, yv), n_components=chosen,
+        cv_scheme=cv_scheme, training=training_data(X, yv, ids=sample_ids), n_components=chosen,
         r2y=float(m["r2y"]), q2=float(q2_mean[chosen - 1]), q2_sd=float(q2_sd[chosen - 1]),
         rmsee=float(m["rmsee"]), rmsecv=rmsecv, r2_spearman=spearman ** 2, spearman_r=spearman,
         pearson_r=pearson, permutation_p_q2=p_perm, permutations=int(permutations), scaling=scaling,
-        target=target)
+        target=target).assess()

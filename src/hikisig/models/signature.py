@@ -11,17 +11,24 @@ __all__ = ["consensus_signature"]
 
 
 def consensus_signature(results: list[ModelResult], top: int = 20) -> pd.DataFrame:
-    """Combine the ``signature`` tables of several models.
+    """Combine the ``signature`` tables of the validated models.
 
-    Each model's ranks are turned into a score in [0, 1] (1 = rank 1, 0 = last);
-    the consensus score is the mean over the models that have the analyte.
+    Only models that passed their validation rule enter: a model whose ``validated`` is
+    False is left out (its verdict says why). A model that was never assessed (no
+    ``validated`` attribute, or None: assembled by hand or saved before verdicts were
+    recorded) enters as before. Each entering model's ranks are turned into a score in
+    [0, 1] (1 = rank 1, 0 = last); the consensus score is the mean over the models that
+    have the analyte.
 
     Returns
     -------
     DataFrame
         ``analyte, consensus_score, n_models_top`` (models in whose top ``top`` the
-        analyte is), then ``rank_<kind>`` and ``direction_<kind>`` per model, sorted
-        by consensus score.
+        analyte is), then ``rank_<kind>`` and ``direction_<kind>`` per entering model, and
+        ``models`` (the kinds of the models that entered, joined by ``;``, on every row),
+        sorted by consensus score. ``attrs["models"]`` lists the kinds that entered and
+        ``attrs["excluded"]`` maps each left-out kind to its verdict; when no model
+        entered the table has no rows and these attributes say why.
 
     Examples
     --------
@@ -31,12 +38,22 @@ def consensus_signature(results: list[ModelResult], top: int = 20) -> pd.DataFra
     >>> r = SeverityResult(model=None, features=["a", "b"], tables={"signature": sig})
     >>> consensus_signature([r])["analyte"].tolist()
     ['a', 'b']
+    >>> r.validated, r.verdict = False, "Not validated: Q2 <= 0."
+    >>> empty = consensus_signature([r])
+    >>> len(empty), empty.attrs["models"], empty.attrs["excluded"]
+    (0, [], {'severity': 'Not validated: Q2 <= 0.'})
     """
     frames = []
+    entered: list[str] = []
+    excluded: dict[str, str] = {}
     for res in results:
+        if getattr(res, "validated", None) is False:
+            excluded[res.kind] = str(getattr(res, "verdict", "") or "not validated")
+            continue
         sig = res.tables.get("signature")
         if sig is None or sig.empty:
             continue
+        entered.append(res.kind)
         n = len(sig)
         f = pd.DataFrame({"analyte": sig["analyte"].astype(str),
                           f"rank_{res.kind}": sig["rank"].to_numpy(),
@@ -45,13 +62,18 @@ def consensus_signature(results: list[ModelResult], top: int = 20) -> pd.DataFra
                           f"_top_{res.kind}": (sig["rank"].to_numpy() <= top).astype(int)})
         frames.append(f.set_index("analyte"))
     if not frames:
-        return pd.DataFrame(columns=["analyte", "consensus_score", "n_models_top"])
-    merged = pd.concat(frames, axis=1)
-    scores = merged[[c for c in merged.columns if c.startswith("_score_")]]
-    tops = merged[[c for c in merged.columns if c.startswith("_top_")]]
-    out = merged.drop(columns=list(scores.columns) + list(tops.columns))
-    out.insert(0, "n_models_top", tops.fillna(0).sum(axis=1).astype(int))
-    out.insert(0, "consensus_score", np.round(scores.mean(axis=1, skipna=True), 12))
-    out = out.reset_index().rename(columns={"index": "analyte"})
-    return out.sort_values(["consensus_score", "analyte"], ascending=[False, True],
-                           ignore_index=True)
+        out = pd.DataFrame(columns=["analyte", "consensus_score", "n_models_top", "models"])
+    else:
+        merged = pd.concat(frames, axis=1)
+        scores = merged[[c for c in merged.columns if c.startswith("_score_")]]
+        tops = merged[[c for c in merged.columns if c.startswith("_top_")]]
+        out = merged.drop(columns=list(scores.columns) + list(tops.columns))
+        out.insert(0, "n_models_top", tops.fillna(0).sum(axis=1).astype(int))
+        out.insert(0, "consensus_score", np.round(scores.mean(axis=1, skipna=True), 12))
+        out = out.reset_index().rename(columns={"index": "analyte"})
+        out["models"] = ";".join(entered)
+        out = out.sort_values(["consensus_score", "analyte"], ascending=[False, True],
+                              ignore_index=True)
+    out.attrs["models"] = entered
+    out.attrs["excluded"] = excluded
+    return out

@@ -36,6 +36,16 @@ into two subgroups (as in the published study); for more subgroups give
 (0, 1): the components explaining that share of variance; ``"none"``: all
 autoscaled analytes).
 
+Choice of k
+-----------
+``k`` is chosen by the criterion (smallest BIC, or largest silhouette) among the k
+whose clusters all hold at least :func:`~hikisig.models.result.min_cluster_size`
+samples (``max(5, 10%)``, rounded up): a k is never chosen for a cluster too small to
+describe. When no k in the range meets that rule, the criterion's best k is kept, but
+the stratification cannot be validated and its verdict says why. ``k_bic`` and
+``k_silhouette`` record the k each criterion prefers under the same rule, so that a
+report can show both when they disagree.
+
 Stability
 ---------
 ``bootstraps`` resamples of the rows are clustered again with the chosen ``k``
@@ -44,7 +54,8 @@ row is assigned by the refitted model (Ward clusters by their nearest
 centroid), and the adjusted Rand index (ARI) with the full-data clusters is
 recorded. Each resample has its own seed from :func:`hikisig.engine.spawn_seeds`
 and runs through an :class:`~hikisig.engine.Engine`, so serial, loky and Dask
-runs give identical results.
+runs give identical results. The stratification is ``validated`` when the mean ARI
+is at least 0.6 and every cluster holds at least ``min_cluster_size`` samples.
 
 Signature importance
 --------------------
@@ -81,7 +92,13 @@ from threadpoolctl import threadpool_limits
 from hikisig.config import CLUSTER_METHODS, StratifySection
 from hikisig.engine import Engine, spawn_seeds
 from hikisig.models.discriminate import _IMPORTANCE_CELLS, _ForestCopies, _preprocessing_steps
-from hikisig.models.result import SIGNATURE_COLUMNS, StratificationResult, model_input, training_data
+from hikisig.models.result import (
+    SIGNATURE_COLUMNS,
+    StratificationResult,
+    min_cluster_size,
+    model_input,
+    training_data,
+)
 from hikisig.stats.univariate import adjust, grouped_moments, hedges_from, welch_student
 
 __all__ = ["METHODS", "ClusterSpace", "SizeOrderedClusterer", "stratify"]
@@ -468,7 +485,9 @@ def stratify(X: pd.DataFrame, *, ids: Sequence[Any] | None = None, method: str =
         Sample ids (default: ``X.index``).
     method : {"gmm", "kmeans", "ward"}
     k : int, optional
-        Number of clusters; None chooses it over ``k_range`` (inclusive).
+        Number of clusters; None chooses it over ``k_range`` (inclusive), among the k
+        whose clusters all hold at least ``max(5, 10%)`` of the samples (see the module
+        docstring).
     criterion : {"bic", "silhouette"}, optional
         How ``k`` is chosen: smallest BIC (default for ``gmm``; only ``gmm``)
         or largest silhouette (default for ``kmeans`` and ``ward``).
@@ -498,8 +517,10 @@ def stratify(X: pd.DataFrame, *, ids: Sequence[Any] | None = None, method: str =
     -------
     StratificationResult
         ``model`` is a fitted Pipeline whose ``predict``
-        gives cluster numbers 1..k (1 = largest cluster); tables
-        ``k_selection``, ``assignments``, ``profiles``, ``signature`` and
+        gives cluster numbers 1..k (1 = largest cluster); ``k_bic`` and
+        ``k_silhouette`` (the k each criterion prefers), ``min_cluster_size``,
+        ``validated`` and ``verdict``; tables ``k_selection`` (``k, silhouette, bic,
+        smallest_cluster, size_ok``), ``assignments``, ``profiles``, ``signature`` and
         ``clinical`` (when given).
 
     Notes
@@ -569,7 +590,8 @@ def _stratify(X: pd.DataFrame, values: np.ndarray, ids_list: list[Any], features
     logx = np.asarray(pre[:[name for name, _ in pre.steps].index("scale")].transform(X),
                       dtype=np.float64)
 
-    # choose k
+    # choose k among the k whose clusters are all large enough
+    need = min_cluster_size(n)
     fits: dict[int, SizeOrderedClusterer] = {}
     sel_rows = []
     for kk in ks:
@@ -579,15 +601,15 @@ def _stratify(X: pd.DataFrame, values: np.ndarray, ids_list: list[Any], features
         fits[kk] = est
         n_lab = np.unique(est.labels_).size
         sil = float(silhouette_score(Z, est.labels_)) if 1 < n_lab < n else float("nan")
-        sel_rows.append({"k": kk, "silhouette": sil, "bic": est.bic_})
-    k_sel = pd.DataFrame(sel_rows, columns=["k", "silhouette", "bic"])
-    if len(ks) == 1:
-        k_best = ks[0]
-    elif criterion == "bic":
-        k_best = int(k_sel["k"].iloc[int(np.nanargmin(k_sel["bic"].to_numpy()))])
-    else:
-        sil_v = k_sel["silhouette"].to_numpy()
-        k_best = int(k_sel["k"].iloc[int(np.nanargmax(sil_v))]) if np.isfinite(sil_v).any() else ks[0]
+        smallest = int(np.bincount(np.asarray(est.predict(Z)), minlength=kk + 1)[1:].min())
+        sel_rows.append({"k": kk, "silhouette": sil, "bic": est.bic_, "smallest_cluster": smallest,
+                         "size_ok": smallest >= need})
+    k_sel = pd.DataFrame(sel_rows, columns=["k", "silhouette", "bic", "smallest_cluster", "size_ok"])
+    allowed = k_sel[k_sel["size_ok"]] if k_sel["size_ok"].any() else k_sel
+    k_bic = _best_k(allowed, "bic") if method == "gmm" else None
+    k_silhouette = _best_k(allowed, "silhouette")
+    preferred = k_bic if criterion == "bic" else k_silhouette
+    k_best = int(allowed["k"].iloc[0]) if preferred is None else preferred
 
     # the final model: the preprocessing fitted above plus the chosen clusterer
     model = Pipeline([*pre.steps, ("cluster", fits[k_best])])
@@ -637,8 +659,18 @@ def _stratify(X: pd.DataFrame, values: np.ndarray, ids_list: list[Any], features
     }
     return StratificationResult(
         model=model, features=features, tables=tables, params=params, n=int(n), seed=int(seed),
-        training=training_data(X), method=method, k=k_best, criterion=criterion,
+        training=training_data(X, ids=ids_list), method=method, k=k_best, criterion=criterion,
+        k_bic=k_bic, k_silhouette=k_silhouette, min_cluster_size=need,
         silhouette=_num(float(chosen["silhouette"])), bic=_num(float(chosen["bic"])),
         stability_ari_mean=_num(float(aris.mean())) if aris.size else None,
         stability_ari_sd=_num(float(aris.std(ddof=1))) if aris.size > 1 else None,
-        cluster_sizes=[int(s) for s in sizes])
+        cluster_sizes=[int(s) for s in sizes]).assess()
+
+
+def _best_k(sel: pd.DataFrame, criterion: str) -> int | None:
+    """The k of ``sel`` (rows of ``k_selection``) with the smallest BIC or the largest
+    silhouette (None when the criterion has no finite value)."""
+    v = sel[criterion].to_numpy(dtype=np.float64)
+    if not np.isfinite(v).any():
+        return None
+    return int(sel["k"].iloc[int(np.nanargmin(v) if criterion == "bic" else np.nanargmax(v))])

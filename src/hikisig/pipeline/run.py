@@ -167,6 +167,8 @@ def _methods(config: StudyConfig, study: StudyData) -> RunMethods:
                       dropped_analytes=list(study.dropped), tests=list(config.stats.tests),
                       mwu_method=config.stats.mwu_method, by=d.sex, covariates=list(d.covariates),
                       severity=d.severity, prevalence=config.screening.prevalence,
+                      prevalence_source=config.screening.prevalence_source,
+                      matrix=config.design.matrix,
                       seed=config.run.seed, engine=config.run.engine)
 
 
@@ -224,6 +226,7 @@ def _run_study(config: StudyConfig, engine: Any, *, config_sha256: str, base: Pa
         results.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if not isinstance(exc, HikisigError):
             results.traceback = traceback.format_exc()
+    results.detectability = _detectability(results)
     if results.models:
         from hikisig.models.signature import consensus_signature
 
@@ -235,6 +238,25 @@ def _run_study(config: StudyConfig, engine: Any, *, config_sha256: str, base: Pa
         start_time=start, end_time=_now(), platform=platform.platform(),
         failed_stage=results.failed_stage, error=results.error)
     return results
+
+
+def _detectability(results: RunResults) -> pd.DataFrame | None:
+    """What the study's own numbers can detect: per stratum, with BH over the analytes tested
+    and the run's AUC (when discrimination ran)."""
+    from hikisig.stats.power import cohort_detectability
+
+    if results.cohort is None:
+        return None
+    st = results.stats
+    n_analytes = (int(st.loc[st["stratum"] == "all", "analyte"].nunique())
+                  if st is not None and len(st) else results.X.shape[1])
+    d = results.discrimination
+    auc = float(d.auc) if d is not None and np.isfinite(d.auc) else None
+    try:
+        return cohort_detectability(results.cohort.table, results.case_label,
+                                    results.control_label, n_analytes, auc=auc)
+    except HikisigError:
+        return None
 
 
 def _skipped_markers(study: StudyData) -> pd.DataFrame | None:
@@ -318,6 +340,8 @@ def _write_tables(results: RunResults, folder: Path) -> list[str]:
         tables["consensus_signature"] = results.consensus
     if results.analyte_mapping is not None:
         tables["analyte_mapping"] = results.analyte_mapping
+    if results.detectability is not None:
+        tables["detectability"] = results.detectability
     if results.markers_skipped is not None and len(results.markers_skipped):
         tables["derived_markers_skipped"] = results.markers_skipped
     folder.mkdir(parents=True, exist_ok=True)

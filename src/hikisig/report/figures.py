@@ -116,11 +116,14 @@ def missingness(by_analyte: pd.Series, per_sample: pd.Series, obs: pd.DataFrame,
 
 
 # -- PCA ----------------------------------------------------------------------
-def pca(pcs: PCAScores, obs: pd.DataFrame, case_label: str, control_label: str) -> str:
-    """PC1 vs PC2 coloured by group, marker shape by sex."""
+def pca(pcs: PCAScores, obs: pd.DataFrame, case_label: str, control_label: str,
+        by_sex: bool = True) -> str:
+    """PC1 vs PC2 coloured by group, marker shape by sex (without sex: by group only)."""
     scores, ev = pcs.scores, pcs.explained
     fig, ax = _figure(5.6, 4.4)
     handles = []
+    if not by_sex:
+        obs = obs.assign(sex=None)
     for g in [control_label, case_label]:
         for sex in ["M", "F"]:
             m = (obs["group"] == g) & (obs["sex"] == sex)
@@ -130,12 +133,14 @@ def pca(pcs: PCAScores, obs: pd.DataFrame, case_label: str, control_label: str) 
                            edgecolor="white", linewidth=0.5)
         other = (obs["group"] == g) & ~obs["sex"].isin(["M", "F"])
         if other.any():
-            ax.scatter(scores.loc[other, "PC1"], scores.loc[other, "PC2"], s=24, marker="s",
-                       color=_group_colour(g, case_label, control_label))
+            ax.scatter(scores.loc[other, "PC1"], scores.loc[other, "PC2"], s=24,
+                       marker="s" if by_sex else "o", color=_group_colour(g, case_label, control_label))
         handles.append(Line2D([], [], ls="", marker="s", color=_group_colour(g, case_label, control_label),
                               label=str(g)))
-    for sex in ["M", "F"]:
-        handles.append(Line2D([], [], ls="", marker=SEX_MARKER[sex], color="#555555", label=SEX_LABEL[sex]))
+    if by_sex:
+        for sex in ["M", "F"]:
+            handles.append(Line2D([], [], ls="", marker=SEX_MARKER[sex], color="#555555",
+                                  label=SEX_LABEL[sex]))
     ax.axhline(0, color="#bbbbbb", lw=0.6)
     ax.axvline(0, color="#bbbbbb", lw=0.6)
     ax.set_xlabel(f"PC1 ({100 * ev[0]:.1f}% of variance)")
@@ -185,12 +190,14 @@ def volcano(tab: pd.DataFrame, names: dict[str, str], title: str, q_cut: float =
 # -- box plots ----------------------------------------------------------------
 def boxplots(values: pd.DataFrame, obs: pd.DataFrame, columns: Sequence[str], titles: dict[str, str],
              case_label: str, control_label: str, units: dict[str, str] | None = None,
-             ncols: int = 3, log: bool = True) -> str:
-    """One panel per column: box + points by group x sex (controls/cases, men/women)."""
+             ncols: int = 3, log: bool = True, by_sex: bool = True) -> str:
+    """One panel per column: box + points by group x sex (controls/cases, men/women), or by
+    group only (``by_sex=False``)."""
     columns = list(columns)
     nrows = max(1, -(-len(columns) // ncols))
     fig, axes = _figure(3.2 * ncols, 2.8 * nrows, nrows, ncols, squeeze=False)
-    cells = [(g, s) for g in [control_label, case_label] for s in ["M", "F"]]
+    sexes: list[str | None] = ["M", "F"] if by_sex else [None]
+    cells = [(g, s) for g in [control_label, case_label] for s in sexes]
     rng = np.random.default_rng(0)
     for k, ax in enumerate(axes.ravel()):
         if k >= len(columns):
@@ -199,7 +206,10 @@ def boxplots(values: pd.DataFrame, obs: pd.DataFrame, columns: Sequence[str], ti
         col = columns[k]
         v = values[col]
         for i, (g, s) in enumerate(cells):
-            d = v[(obs["group"] == g) & (obs["sex"] == s)].dropna().to_numpy(float)
+            rows = obs["group"] == g
+            if s is not None:
+                rows &= obs["sex"] == s
+            d = v[rows].dropna().to_numpy(float)
             if log:
                 d = np.log2(d[d > 0])
             c = _group_colour(g, case_label, control_label)
@@ -208,7 +218,8 @@ def boxplots(values: pd.DataFrame, obs: pd.DataFrame, columns: Sequence[str], ti
                            medianprops={"color": "black"}, boxprops={"color": c},
                            whiskerprops={"color": c}, capprops={"color": c})
                 ax.scatter(i + rng.uniform(-0.17, 0.17, len(d)), d, s=8, color=c, alpha=0.55, lw=0)
-        ax.set_xticks(range(len(cells)), [f"{g}\n{SEX_LABEL[s]}" for g, s in cells], fontsize=7)
+        ax.set_xticks(range(len(cells)), [f"{g}\n{SEX_LABEL[s]}" if s else str(g) for g, s in cells],
+                      fontsize=7)
         ax.set_title(titles.get(col, col), fontsize=9)
         unit = (units or {}).get(col, "")
         ax.set_ylabel((f"log2 ({unit})" if unit else "log2 value") if log else unit, fontsize=8)
@@ -217,14 +228,15 @@ def boxplots(values: pd.DataFrame, obs: pd.DataFrame, columns: Sequence[str], ti
 
 
 # -- discrimination -------------------------------------------------------------
-def roc(roc_table: pd.DataFrame, band: pd.DataFrame | None, auc: float) -> str:
+def roc(roc_table: pd.DataFrame, band: pd.DataFrame | None, auc: float,
+        label: str = "out-of-fold ROC") -> str:
     """ROC curve of the out-of-fold predictions with its bootstrap 95% band."""
     fig, ax = _figure(4.4, 4.2)
     if band is not None and len(band):
         ax.fill_between(band["fpr"], band["tpr_ci_low"], band["tpr_ci_high"], color=CASE_COLOUR,
                         alpha=0.18, lw=0, label="95% bootstrap band")
     ax.plot(roc_table["fpr"], roc_table["tpr"], color=CASE_COLOUR, lw=2,
-            label=f"out-of-fold ROC (AUC {auc:.2f})")
+            label=f"{label} (AUC {auc:.2f})")
     ax.plot([0, 1], [0, 1], ls="--", color="#888888", lw=0.8, label="chance")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)

@@ -44,6 +44,9 @@ class Section:
     paragraphs: list[str] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
+    #: the model's validation verdict, shown first (None: the section has no verdict)
+    validated: bool | None = None
+    verdict: str = ""
 
 
 # -- formatting -----------------------------------------------------------------
@@ -101,13 +104,18 @@ def _units(results: RunResults) -> dict[str, str]:
     return {str(k): str(v) for k, v in results.var["unit"].dropna().items() if str(v) not in ("", "nan")}
 
 
+def _by_sex(r: RunResults) -> bool:
+    """Whether the study has sex strata (a sex column in the design)."""
+    return r.methods.by is not None
+
+
 def _is_empty(frame: pd.DataFrame | None) -> bool:
     return frame is None or len(frame) == 0
 
 
 # -- sections -------------------------------------------------------------------
 def _cohort(r: RunResults) -> Section:
-    sec = Section("cohort", "1 Cohort")
+    sec = Section("cohort", "Cohort")
     c = r.cohort
     if c is None:
         sec.ran, sec.note = False, "No cohort summary was recorded."
@@ -127,13 +135,46 @@ def _cohort(r: RunResults) -> Section:
     return sec
 
 
-def _questionnaires(r: RunResults) -> Section:
-    sec = Section("questionnaires", "2 Questionnaires and criteria")
-    q, c = r.questionnaires, r.criteria
-    if _is_empty(q) and _is_empty(c):
-        sec.ran = False
-        sec.note = "Questionnaires and criteria were not run (no questionnaire or criteria data)."
+def _detectability(r: RunResults) -> Section:
+    sec = Section("detectability", "What this study can detect")
+    t = r.detectability
+    if t is None or not len(t):
+        sec.ran, sec.note = False, "The group sizes were not recorded."
         return sec
+    first = t.iloc[0]
+    sec.paragraphs.append(
+        f"From this study's own group sizes: two-sided t tests with {first['power']:.0%} power, "
+        f"Benjamini-Hochberg at FDR {first['fdr']:g} over {int(first['n_analytes'])} analytes "
+        f"approximated by the per-test alpha FDR / analytes = {first['alpha']:.2g} (a lower bound "
+        "of the power under BH; see docs/power.md and hikisig power). d is the standardised "
+        "difference between the group means (Hedges' g in the statistics table).")
+    has_auc = bool(t["auc_ci_half_width"].notna().any())
+    label = {"all": "all participants", **SEX_LABEL}
+    rows = [[label.get(str(x.stratum), str(x.stratum)), str(int(x.n_case)), str(int(x.n_control)),
+             _num(x.min_d), _num(x.min_d_nominal), _num(x.power_at_reference_d),
+             _num(x.power_at_reference_d_nominal)]
+            + ([f"± {_num(x.auc_ci_half_width)}"] if has_auc else [])
+            for x in t.itertuples()]
+    ref = f"{float(first['reference_d']):g}"
+    sec.tables.append(Table(
+        ["stratum", "cases", "controls", "smallest d (corrected)", "smallest d (uncorrected 0.05)",
+         f"power for d = {ref} (corrected)", f"power for d = {ref} (uncorrected 0.05)"]
+        + ([f"AUC {_num(first['auc'])}: expected 95% CI half-width"] if has_auc else []), rows,
+        "Smallest standardised difference found with the target power, and the power for a "
+        f"large difference (d = {ref})"
+        + ("; AUC interval by Hanley-McNeil at the run's AUC." if has_auc else ".")))
+    weak = t[t["power_at_reference_d_nominal"] < 0.8]
+    for x in weak.itertuples():
+        sec.paragraphs.append(
+            f"{label.get(str(x.stratum), str(x.stratum)).capitalize()}: even a large difference "
+            f"(d = {ref}) is found with power {_num(x.power_at_reference_d_nominal)} at an "
+            "uncorrected 0.05; a finding, or the absence of one, in this stratum says little.")
+    return sec
+
+
+def _questionnaires(r: RunResults) -> Section:
+    sec = Section("questionnaires", "Questionnaires and criteria")
+    c = r.criteria
     groups = [r.control_label, r.case_label]
     qs = r.questionnaire_summary
     if qs is not None and not _is_empty(qs):
@@ -165,7 +206,7 @@ def _questionnaires(r: RunResults) -> Section:
 
 
 def _quality(r: RunResults) -> Section:
-    sec = Section("quality", "3 Data quality")
+    sec = Section("quality", "Data quality")
     per_analyte, per_sample = r.missing_by_analyte, r.missing_by_sample
     if per_analyte is None or per_sample is None:
         sec.ran, sec.note = False, "Missingness was not recorded."
@@ -202,7 +243,7 @@ def _quality(r: RunResults) -> Section:
 
 
 def _quality_control(r: RunResults, names: dict[str, str]) -> Section:
-    sec = Section("qc", "3b Quality control")
+    sec = Section("qc", "Quality control")
     q = r.quality
     if q is None or (not q.n_qc and not q.n_blank and q.normalise == "none"):
         sec.ran, sec.note = False, ("Quality control was not run: the data have no QC samples "
@@ -245,15 +286,18 @@ def _quality_control(r: RunResults, names: dict[str, str]) -> Section:
 
 
 def _pca(r: RunResults) -> Section:
-    sec = Section("pca", "4 PCA scores")
+    sec = Section("pca", "PCA scores")
     if r.pca is None:
         sec.ran, sec.note = False, "PCA was not run (too few samples or analytes)."
         return sec
     sec.figures.append(Figure(
-        "fig-pca", F.pca(r.pca, r.obs, r.case_label, r.control_label),
-        "Scatter plot of principal component 1 against component 2, coloured by group, shaped by sex",
-        "PCA scores (log2, half-minimum imputed, autoscaled). Colour: group; marker: sex (circles men, "
-        "triangles women). Axis labels give the explained variance."))
+        "fig-pca", F.pca(r.pca, r.obs, r.case_label, r.control_label, by_sex=_by_sex(r)),
+        "Scatter plot of principal component 1 against component 2, coloured by group"
+        + (", shaped by sex" if _by_sex(r) else ""),
+        "PCA scores (" + ("autoscaled values" if r.methods.input_scale == "z" else
+                          "log2, half-minimum imputed, autoscaled") + "). Colour: group"
+        + ("; marker: sex (circles men, triangles women)" if _by_sex(r) else "")
+        + ". Axis labels give the explained variance."))
     return sec
 
 
@@ -264,12 +308,14 @@ def _welch(r: RunResults) -> pd.DataFrame | None:
 
 
 def _volcano(r: RunResults, names: dict[str, str]) -> Section:
-    sec = Section("volcano", "5 Volcano plots")
+    sec = Section("volcano", "Volcano plots")
     w = _welch(r)
     if w is None or w.empty:
         sec.ran, sec.note = False, "Case-control statistics were not run."
         return sec
-    for stratum, title in [("all", "all participants"), ("M", "men"), ("F", "women")]:
+    strata = [("all", "all participants"), ("M", "men"), ("F", "women")] if _by_sex(r) else [
+        ("all", "all participants")]
+    for stratum, title in strata:
         t = w[w["stratum"] == stratum]
         if t.empty:
             sec.paragraphs.append(f"No Welch tests for {title}.")
@@ -283,19 +329,75 @@ def _volcano(r: RunResults, names: dict[str, str]) -> Section:
                                                 additive=additive),
             f"Volcano plot of {x_text.split(' (')[0]} against minus log10 p for {title}",
             f"Volcano plot, {title}: {x_text} vs −log10 p of the Welch t test; {nsig} of {len(t)} "
-            "features with q < 0.05 (coloured); the 8 smallest p labelled."))
+            "features with q < 0.05 (coloured); the 8 smallest p labelled."
+            + (" A difference between the men's and the women's plot is not evidence of a "
+               "sex-specific effect: see the group x sex interaction below." if stratum != "all"
+               else "")))
+    _interaction(sec, r, names)
     return sec
 
 
-def _top_table(w: pd.DataFrame, names: dict[str, str], n: int) -> Table:
+def _interaction_frame(r: RunResults) -> pd.DataFrame | None:
+    """The group x sex interaction rows of the statistics, indexed by analyte."""
+    st = r.stats
+    if st is None or not _by_sex(r):
+        return None
+    it = st[(st["stratum"] == "interaction") & (st["test"] == "lm")]
+    return it.drop_duplicates("analyte").set_index("analyte") if len(it) else None
+
+
+def _interaction(sec: Section, r: RunResults, names: dict[str, str]) -> None:
+    it = _interaction_frame(r)
+    if it is None:
+        return
+    specific = it[it["q"] < 0.05].sort_values("p", kind="stable")
+    if len(specific):
+        shown = ", ".join(names.get(str(a), str(a)) for a in specific.index[:10])
+        sec.paragraphs.append(
+            f"Sex-specific (group x sex interaction q < 0.05): {len(specific)} feature(s): {shown}"
+            f"{', ...' if len(specific) > 10 else ''}. Only these differ between men and women "
+            "beyond chance.")
+    else:
+        n_p = int((it["p"] < 0.05).sum())
+        sec.paragraphs.append(
+            f"No feature shows a group x sex interaction at q < 0.05 ({n_p} of {len(it)} have p < "
+            "0.05 before correction): nothing here is shown to be sex-specific, even where the "
+            "per-sex results differ.")
+    top = it.sort_values("p", kind="stable").head(10)
+    label = ("difference in men - difference in women" if r.methods.input_scale == "z"
+             else "log2 fold change in men - in women")
+    sec.tables.append(Table(
+        ["feature", f"{label} (95% CI)", "p", "q", "sex-specific"],
+        [[names.get(str(a), str(a)), _ci(t.effect, t.effect_ci_low, t.effect_ci_high), _p(t.p),
+          _p(t.q), "yes" if t.q < 0.05 else "no"] for a, t in zip(top.index, top.itertuples(),
+                                                                  strict=True)],
+        "Group x sex interaction of the linear model: the 10 smallest p."))
+
+
+def _with_interaction(rows: list[list[str]], analytes: list[str], r: RunResults
+                      ) -> tuple[list[list[str]], list[str]]:
+    """Rows with the interaction p and q beside them (columns to add to the header)."""
+    it = _interaction_frame(r)
+    if it is None:
+        return rows, []
+    out = []
+    for row, a in zip(rows, analytes, strict=True):
+        hit = it.loc[a] if a in it.index else None
+        out.append(row + ([_p(hit["p"]), _p(hit["q"])] if hit is not None else ["–", "–"]))
+    return out, ["interaction p (group x sex)", "interaction q"]
+
+
+def _top_table(w: pd.DataFrame, names: dict[str, str], n: int, r: RunResults) -> Table:
+    head = w.head(n)
     rows = [[names.get(str(a.analyte), str(a.analyte)), _num(a.fold_change),
              _ci(a.effect, a.effect_ci_low, a.effect_ci_high), _p(a.p), _p(a.q)]
-            for a in w.head(n).itertuples()]
-    return Table(["analyte", "fold change", "effect (95% CI)", "p", "q"], rows)
+            for a in head.itertuples()]
+    rows, extra = _with_interaction(rows, head["analyte"].astype(str).tolist(), r)
+    return Table(["analyte", "fold change", "effect (95% CI)", "p", "q", *extra], rows)
 
 
 def _boxplots(r: RunResults, names: dict[str, str]) -> Section:
-    sec = Section("boxplots", "6 Top analytes")
+    sec = Section("boxplots", "Top analytes")
     w = _welch(r)
     if w is None or w.empty:
         sec.ran, sec.note = False, "Case-control statistics were not run."
@@ -308,18 +410,19 @@ def _boxplots(r: RunResults, names: dict[str, str]) -> Section:
     additive = r.methods.input_scale == "z"
     sec.figures.append(Figure(
         "fig-boxplots", F.boxplots(r.X, r.obs, cols, names, r.case_label, r.control_label, _units(r),
-                                   log=not additive),
-        "Box plots of the six analytes with the smallest q values by group and sex",
-        f"The 6 analytes with the smallest overall q (Welch), by group x sex ("
+                                   log=not additive, by_sex=_by_sex(r)),
+        "Box plots of the six analytes with the smallest q values by group"
+        + (" and sex" if _by_sex(r) else ""),
+        f"The 6 analytes with the smallest overall q (Welch), by group{' x sex' if _by_sex(r) else ''} ("
         f"{'values as given' if additive else 'log2 scale'}; points are samples)."))
-    tab = _top_table(top, names, 6)
+    tab = _top_table(top, names, 6, r)
     tab.caption = "Overall Welch test of the analytes shown (effect as reported by the test)."
     sec.tables.append(tab)
     return sec
 
 
 def _markers(r: RunResults, names: dict[str, str]) -> Section:
-    sec = Section("markers", "7 Derived markers")
+    sec = Section("markers", "Derived markers")
     mk = r.markers
     if _is_empty(mk) or mk.shape[1] == 0:
         sec.ran, sec.note = False, ("Derived markers were not run (values on an additive scale)."
@@ -331,9 +434,11 @@ def _markers(r: RunResults, names: dict[str, str]) -> Section:
     fm = r.marker_formulas
     obs = r.obs.reindex(mk.index)
     sec.figures.append(Figure(
-        "fig-markers", F.boxplots(mk, obs, cols, names, r.case_label, r.control_label, log=True),
-        "Box plots of the derived markers by group and sex",
-        "Derived markers by group x sex (log2 scale). Formulas in the table below."))
+        "fig-markers", F.boxplots(mk, obs, cols, names, r.case_label, r.control_label, log=True,
+                                  by_sex=_by_sex(r)),
+        "Box plots of the derived markers by group" + (" and sex" if _by_sex(r) else ""),
+        f"Derived markers by group{' x sex' if _by_sex(r) else ''} (log2 scale). Formulas in the "
+        "table below."))
     w = _welch(r)
     rows = []
     for c in cols:
@@ -344,7 +449,8 @@ def _markers(r: RunResults, names: dict[str, str]) -> Section:
             row += [_num(hit["fold_change"].iloc[0]), _p(hit["q"].iloc[0])] if len(hit) else ["–", "–"]
         rows.append(row)
     extra = ["fold change", "q (Welch)"] if w is not None else []
-    sec.tables.append(Table(["marker", "name", "formula", *extra], rows,
+    rows, inter = _with_interaction(rows, cols, r)
+    sec.tables.append(Table(["marker", "name", "formula", *extra, *inter], rows,
                             "Derived markers and their formulas."))
     _skipped_markers(sec, r)
     return sec
@@ -370,24 +476,45 @@ def _not_run(sec: Section, r: RunResults, stage: str, what: str) -> Section:
     return sec
 
 
+def _verdict(sec: Section, model: Any) -> None:
+    """Put a model's validation verdict at the top of its section."""
+    sec.validated = getattr(model, "validated", None)
+    sec.verdict = str(getattr(model, "verdict", "") or "")
+
+
+def _perm_p(p: Any, n: int) -> str:
+    """A permutation p value with its count, or that none was computed."""
+    if p is None or not np.isfinite(float(p)):
+        return "permutation p not computed (no permutations)"
+    return f"permutation p = {_p(p)} ({n} permutations)"
+
+
 def _discrimination(r: RunResults, names: dict[str, str]) -> Section:
-    sec = Section("discrimination", "8 Discrimination")
+    sec = Section("discrimination", "Discrimination")
     m = r.discrimination
     if m is None:
         return _not_run(sec, r, "discrimination", "The discrimination model")
+    _verdict(sec, m)
     tb = m.tables
-    auc_txt = (f"AUC {_num(m.auc)}, 95% CI {_num(m.auc_ci_low)}–{_num(m.auc_ci_high)} (DeLong) and "
-               f"{_num(m.auc_boot_ci_low)}–{_num(m.auc_boot_ci_high)} (bootstrap)")
+    repeats = m.params.get("cv_repeats") or len(tb.get("per_repeat", []))
+    auc_txt = (f"AUC {_num(m.auc)} (95% CI {_num(m.auc_ci_low)}–{_num(m.auc_ci_high)}): the mean of "
+               f"the {repeats} CV repeats' out-of-fold AUCs, with a participant-level stratified "
+               "bootstrap interval")
+    pooled_txt = (f"pooled AUC {_num(m.auc_pooled)} (DeLong 95% CI {_num(m.auc_pooled_ci_low)}–"
+                  f"{_num(m.auc_pooled_ci_high)})")
     sec.paragraphs.append(
         f"Model {m.classifier}, {m.cv_scheme}; n = {m.n} ({m.n_case} cases, {m.n_control} controls). "
-        f"{auc_txt}; permutation p = {_p(m.permutation_p)} ({m.permutations} permutations).")
+        f"{auc_txt}; {_perm_p(m.permutation_p, m.permutations)}. The {pooled_txt} is that of the "
+        "probabilities averaged over the repeats, an ensemble of every repeat's models; it is "
+        "usually higher than any single repeat and is not the headline estimate.")
     if "roc" in tb:
         sec.figures.append(Figure(
-            "fig-roc", F.roc(tb["roc"], tb.get("roc_band"), m.auc),
-            "ROC curve of the out-of-fold predictions with a shaded bootstrap confidence band",
-            f"ROC curve of the out-of-fold predictions. {auc_txt}. Band: pointwise 95% band of the "
-            f"{m.auc_boot_resamples} participant-level bootstrap resamples of the AUC interval "
-            "(vertical averaging)."))
+            "fig-roc", F.roc(tb["roc"], tb.get("roc_band"), m.auc_pooled if m.auc_pooled is not None
+                             else m.auc, label="pooled out-of-fold ROC"),
+            "ROC curve of the pooled out-of-fold predictions with a shaded bootstrap confidence band",
+            f"ROC curve of the out-of-fold probabilities averaged over the repeats ({pooled_txt}). "
+            f"Headline: {auc_txt}. Band: pointwise 95% band over the {m.auc_ci_resamples} "
+            "participant-level bootstrap resamples (vertical averaging)."))
     if "calibration" in tb:
         sec.figures.append(Figure(
             "fig-calibration", F.calibration(tb["calibration"], m.brier, m.calibration_slope,
@@ -404,8 +531,12 @@ def _discrimination(r: RunResults, names: dict[str, str]) -> Section:
                  _pct(t.prevalence)] for t in th.itertuples()]
         sec.tables.append(Table(["rule", "threshold", "sensitivity (95% CI)", "specificity (95% CI)", "PPV",
                                  "NPV", "PPV at prevalence", "NPV at prevalence", "prevalence"], rows,
-                                "Decision thresholds (Wilson 95% CIs); PPV/NPV also at the configured "
-                                "prevalence."))
+                                "Decision thresholds, chosen within the training folds and "
+                                f"scored on the held-out folds: {_threshold_method(th)}. Wilson "
+                                "95% CIs; PPV/NPV also at a population "
+                                f"prevalence of {_pct(r.methods.prevalence)}"
+                                + (f" ({r.methods.prevalence_source})"
+                                   if r.methods.prevalence_source else "") + "."))
     imp = tb.get("importance")
     if imp is not None and len(imp):
         key = "permutation_importance" if "permutation_importance" in imp else imp.columns[1]
@@ -419,17 +550,26 @@ def _discrimination(r: RunResults, names: dict[str, str]) -> Section:
     return sec
 
 
+def _threshold_method(th: pd.DataFrame) -> str:
+    """How the thresholds were chosen, from the table's ``method`` column."""
+    if "method" not in th:
+        return "training folds"
+    methods = sorted({str(v) for v in th["method"].dropna()})
+    return "; ".join(methods) if methods else "training folds"
+
+
 def _severity(r: RunResults, names: dict[str, str]) -> Section:
-    sec = Section("severity", "9 Severity")
+    sec = Section("severity", "Severity")
     m = r.severity
     if m is None:
         return _not_run(sec, r, "severity", "The severity model")
+    _verdict(sec, m)
     tb = m.tables
     sec.paragraphs.append(
         f"PLS regression of {m.target or 'the severity score'} with {m.n_components} component(s), "
-        f"{m.cv_scheme}; n = {m.n}. R²Y {_num(m.r2y)}, Q² {_num(m.q2)} (permutation p "
-        f"{_p(m.permutation_p_q2)}), RMSEE {_num(m.rmsee)}, RMSECV {_num(m.rmsecv)}, "
-        f"R² = Spearman² {_num(m.r2_spearman)}.")
+        f"{m.cv_scheme}; n = {m.n}. R²Y {_num(m.r2y)}, Q² {_num(m.q2)} "
+        f"({_perm_p(m.permutation_p_q2, m.permutations)}), RMSEE {_num(m.rmsee)}, RMSECV "
+        f"{_num(m.rmsecv)}, R² = Spearman² {_num(m.r2_spearman)}.")
     if "observed_predicted" in tb:
         sec.figures.append(Figure(
             "fig-pls", F.pls_observed_predicted(tb["observed_predicted"], m),
@@ -445,14 +585,22 @@ def _severity(r: RunResults, names: dict[str, str]) -> Section:
 
 
 def _stratification(r: RunResults, names: dict[str, str]) -> Section:
-    sec = Section("stratification", "10 Stratification")
+    sec = Section("stratification", "Stratification")
     m = r.stratification
     if m is None:
         return _not_run(sec, r, "stratification", "The stratification")
+    _verdict(sec, m)
     tb = m.tables
+    need = f"; every cluster must hold at least {m.min_cluster_size} cases" \
+        if m.min_cluster_size is not None else ""
     sec.paragraphs.append(
-        f"{m.method} with k = {m.k} (cluster sizes {', '.join(str(s) for s in m.cluster_sizes)}); "
-        f"bootstrap stability: mean adjusted Rand index {_num(m.stability_ari_mean)}.")
+        f"{m.method} with k = {m.k}, chosen by {m.criterion}{need} (cluster sizes "
+        f"{', '.join(str(s) for s in m.cluster_sizes)}); bootstrap stability: mean adjusted Rand "
+        f"index {_num(m.stability_ari_mean)}.")
+    if m.k_bic is not None and m.k_silhouette is not None and m.k_bic != m.k_silhouette:
+        sec.paragraphs.append(
+            f"The criteria disagree: BIC prefers k = {m.k_bic} and the silhouette k = "
+            f"{m.k_silhouette}. The number of subgroups is not settled by these data.")
     if r.cluster_values is not None and r.cluster_of is not None and r.cluster_values.shape[1]:
         sec.figures.append(Figure(
             "fig-clusters", F.cluster_heatmap(r.cluster_values, r.cluster_of, names),
@@ -480,36 +628,57 @@ def _sig_table(sig: pd.DataFrame, names: dict[str, str], n: int) -> Table:
     return Table(["analyte", *cols], rows)
 
 
+_MODEL_NAMES = {"discriminate": "discrimination", "severity": "severity",
+                "stratify": "stratification"}
+
+
 def _signatures(r: RunResults, names: dict[str, str]) -> Section:
-    sec = Section("signatures", "11 Signatures")
+    sec = Section("signatures", "Signatures")
     any_ = False
+    left_out: list[str] = []
     for kind, m in r.models.items():
         if _is_empty(m.tables.get("signature")):
             continue
-        t = _sig_table(m.tables["signature"], names, 15)
-        t.caption = f"{kind}: top 15."
-        sec.tables.append(t)
+        name = _MODEL_NAMES.get(kind, kind)
         any_ = True
+        if getattr(m, "validated", None) is False:
+            left_out.append(name)
+            sec.paragraphs.append(
+                f"The {name} model did not validate ({m.verdict.rstrip('.')}). Its ranking of "
+                f"analytes is not a finding: it is not shown here and is left out of the "
+                f"consensus (it stays in models/{kind}/signature.csv for diagnosis).")
+            continue
+        t = _sig_table(m.tables["signature"], names, 15)
+        t.caption = (f"{name} (validated): top 15." if getattr(m, "validated", None)
+                     else f"{name}: top 15.")
+        sec.tables.append(t)
     c = r.consensus
+    entered = [] if c is None else [_MODEL_NAMES.get(k, k) for k in c.attrs.get("models", [])]
     if c is not None and len(c):
-        c = c.head(20)
+        c = c.drop(columns=["models"], errors="ignore").head(20)
         cols = [str(x) for x in c.columns]
         rows = [[names.get(str(v), str(v)) if col == "analyte" else
                  (_num(v, 3) if isinstance(v, float) else str(v)) for col, v in row.items()]
                 for _, row in c.iterrows()]
-        sec.tables.append(Table(cols, rows, "Consensus signature across models: top 20."))
+        sec.tables.append(Table(cols, rows, "Consensus signature of the models that entered it ("
+                                + (", ".join(entered) or "none") + ")"
+                                + (f"; left out, as not validated: {', '.join(left_out)}"
+                                   if left_out else "") + ": top 20."))
         any_ = True
+    elif any_:
+        sec.paragraphs.append("No model validated: there is no consensus signature."
+                              if not entered else "The consensus signature is empty.")
     if not any_:
         sec.ran, sec.note = False, "No model signatures (models were not run)."
     return sec
 
 
 def _methods(r: RunResults) -> Section:
-    return Section("methods", "12 Methods", paragraphs=methods_paragraphs(r))
+    return Section("methods", "Methods", paragraphs=methods_paragraphs(r))
 
 
 def _notes(r: RunResults) -> Section:
-    sec = Section("notes", "0 Run notes")
+    sec = Section("notes", "Run notes")
     if r.failed_stage:
         sec.paragraphs.append(f"The {r.failed_stage} stage FAILED: {r.error}. The stages before it "
                               "are reported; the later ones did not run.")
@@ -523,7 +692,7 @@ def _notes(r: RunResults) -> Section:
 
 
 def _provenance(r: RunResults) -> Section:
-    sec = Section("provenance", "13 Provenance")
+    sec = Section("provenance", "Provenance")
     if r.provenance is None:
         sec.ran, sec.note = False, "No provenance was recorded."
         return sec
@@ -556,15 +725,20 @@ def render_report(results: RunResults) -> str:
     """
     r = results
     names = _names(r)
-    sections = [_notes(r), _cohort(r), _questionnaires(r), _quality(r), _quality_control(r, names),
+    has_scores = not (_is_empty(r.questionnaires) and _is_empty(r.criteria))
+    sections = [_notes(r), _cohort(r), _detectability(r),
+                *([_questionnaires(r)] if has_scores else []), _quality(r),
+                _quality_control(r, names),
                 _pca(r), _volcano(r, names),
                 _boxplots(r, names),
                 _markers(r, names), _discrimination(r, names), _severity(r, names), _stratification(r, names),
                 _signatures(r, names), _methods(r), _provenance(r)]
+    for i, s in enumerate(sections):
+        s.title = f"{i} {s.title}"
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
                       keep_trailing_newline=True)
     css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
     end = r.provenance.end_time if r.provenance is not None else None
     return env.get_template("report.html.j2").render(
-        study=r.study, synthetic=bool(r.synthetic),
+        study=r.study, synthetic=bool(r.synthetic), matrix=r.methods.matrix.capitalize(),
         date=_as_text(end) if end is not None else "date not recorded", sections=sections, css=css)

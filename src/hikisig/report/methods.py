@@ -6,6 +6,8 @@ model results and the provenance); a stage that did not run says why.
 
 from __future__ import annotations
 
+import pandas as pd
+
 from hikisig.models.result import DiscriminationResult, SeverityResult, StratificationResult
 from hikisig.results import RunResults
 
@@ -20,6 +22,34 @@ def _join(items: list[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+_STRATUM_TESTS = {"welch": "Welch's t test", "student": "Student's t test",
+                  "mwu": "Mann-Whitney U test", "lm": "linear model", "pearson": "Pearson correlation",
+                  "spearman": "Spearman correlation"}
+
+
+def _stratum_name(stratum: str, r: RunResults) -> str:
+    sex = {"M": "men", "F": "women"}
+    if stratum == "all":
+        return "all participants ('all')"
+    if stratum == "interaction":
+        return f"group x {r.methods.by} interaction ('interaction')"
+    if stratum == "cases":
+        return "within cases ('cases')"
+    return f"{sex.get(stratum, stratum)} ({stratum!r})"
+
+
+def _tests_by_stratum(r: RunResults) -> list[str]:
+    """One phrase per stratum naming exactly the tests the statistics table holds for it."""
+    st = r.stats
+    if st is None or not len(st) or "stratum" not in st or "test" not in st:
+        return []
+    out = []
+    for stratum, sub in st.groupby("stratum", sort=False):
+        tests = [_STRATUM_TESTS.get(str(t), str(t)) for t in pd.unique(sub["test"])]
+        out.append(f"{_stratum_name(str(stratum), r)}: {_join(tests)}")
+    return out
 
 
 def _statistics(r: RunResults) -> str:
@@ -44,6 +74,9 @@ def _statistics(r: RunResults) -> str:
     if m.severity:
         parts.append(f"Within cases, each analyte was correlated with {m.severity!r} (Pearson and "
                      "Spearman; stratum 'cases').")
+    used = _tests_by_stratum(r)
+    if used:
+        parts.append("Tests in each stratum of the statistics table: " + "; ".join(used) + ".")
     parts.append(f"Multiple testing: {m.correction}.")
     if r.cohort is not None and (r.cohort.sex_p is not None or r.cohort.age_p is not None):
         which = [w for w, p in (("the chi-square test (sex)", r.cohort.sex_p),
@@ -62,17 +95,30 @@ def _model_sentence(kind: str, r: RunResults) -> str:
         reason = r.skipped.get(stage)
         return f"{label}: not run{f' ({reason})' if reason else ''}."
     if isinstance(res, DiscriminationResult):
-        return (f"{label}: {res.classifier} classifier, {res.cv_scheme}; {res.permutations} label "
-                f"permutations ({res.permutation_scheme}) for the permutation p value.")
+        perm = (f"{res.permutations} label permutations ({res.permutation_scheme}) for the "
+                "permutation p value of the headline AUC" if res.permutations
+                else "no label permutations, so the permutation p value was not computed")
+        return (f"{label}: {res.classifier} classifier, {res.cv_scheme}; {perm}. The headline "
+                "AUC is the mean of each CV repeat's out-of-fold AUC; the pooled AUC is that of "
+                "the out-of-fold probabilities averaged over repeats. Decision thresholds were "
+                "chosen within each training fold and scored on its held-out fold. The model is "
+                "called validated when its permutation p is below 0.05.")
     if isinstance(res, SeverityResult):
+        perm = (f"{res.permutations} permutations of the score for the Q2 permutation p value"
+                if res.permutations else
+                "no permutations of the score, so the Q2 permutation p value was not computed")
         return (f"{label}: PLS regression of {res.target or 'the severity score'} "
-                f"({res.scaling} scaling), {res.cv_scheme}; {res.permutations} permutations "
-                "of the score for the Q2 permutation p value.")
+                f"({res.scaling} scaling), {res.cv_scheme}; {perm}. The model is called "
+                "validated when Q2 > 0 and its permutation p is below 0.05.")
     if isinstance(res, StratificationResult):
         boot = res.params.get("bootstraps")
+        need = (f" among the k whose clusters all hold at least {res.min_cluster_size} cases "
+                "(max(5, 10% of the cases))" if res.min_cluster_size is not None else "")
         return (f"{label}: {res.method} clustering of cases, k chosen by {res.criterion}"
-                f"{'' if res.params.get('k') is None else ' (fixed)'}; stability as the mean "
-                f"adjusted Rand index over {boot} bootstrap resamples.")
+                f"{need}{'' if res.params.get('k') is None else ' (fixed)'}; stability as the "
+                f"mean adjusted Rand index over {boot} bootstrap resamples. The subgroups are "
+                "called validated when that mean is at least 0.6 and every cluster meets the "
+                "size rule.")
     return f"{label}: {res.cv_scheme or ''}."  # pragma: no cover - every kind is handled
 
 
@@ -92,9 +138,10 @@ def methods_paragraphs(r: RunResults) -> list[str]:
     ci = []
     d = r.discrimination
     if d is not None:
-        ci.append(f"the AUC has two 95% confidence intervals, by the DeLong method and by the "
-                  f"percentile bootstrap ({d.auc_boot_resamples} resamples of participants, "
-                  "stratified by group) of the out-of-fold predictions")
+        ci.append(f"the headline AUC's 95% confidence interval is the percentile interval of the "
+                  f"same statistic (the mean of the repeats' AUCs) over {d.auc_ci_resamples} "
+                  "bootstrap resamples of participants, stratified by group; the pooled AUC's "
+                  "is by the DeLong method")
         ci.append("the ROC band in the figure is the pointwise 95% band of the same bootstrap "
                   "resamples (vertical averaging on a grid of 101 false positive rates)")
         ci.append("sensitivity and specificity use Wilson score intervals; PPV and NPV are also "

@@ -19,7 +19,8 @@ class CohortSummary:
     Attributes
     ----------
     table : DataFrame
-        ``group``, ``sex`` (``M``, ``F`` or ``all``), ``n``, ``age_mean``, ``age_sd``.
+        ``group``, ``sex`` (``M``, ``F`` and ``all``; only ``all`` without a sex column),
+        ``n``, ``age_mean``, ``age_sd``.
     sex_chi2, sex_p : float or None
         Chi-square test (Yates-corrected) of sex by group (None without two sexes).
     age_t, age_p : float or None
@@ -44,12 +45,13 @@ def cohort_summary(group: pd.Series, case: str, control: str, sex: pd.Series | N
     >>> s.table["n"].tolist()
     [1, 1, 2, 1, 1, 2]
     """
+    strata = ("M", "F", "all") if sex is not None else ("all",)
     sex = sex if sex is not None else pd.Series(pd.NA, index=group.index, dtype=object)
     age = (pd.to_numeric(age, errors="coerce") if age is not None
            else pd.Series(np.nan, index=group.index))
     rows = []
     for g in (control, case):
-        for s in ("M", "F", "all"):
+        for s in strata:
             m = group == g
             if s != "all":
                 m &= sex == s
