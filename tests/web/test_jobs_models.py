@@ -106,6 +106,8 @@ def test_analysis_runs_in_background_and_its_model_predicts_on_the_participant_p
     assert "Latest model prediction: rf-web" in page.text
     prob = re.search(r"probability of the case profile <strong>([0-9.]+)</strong>", page.text)
     assert prob is not None and 0.0 <= float(prob.group(1)) <= 1.0
+    # the model was trained on this very sample: the page says so
+    assert "this sample was used to train the model" in page.text
     card = aud.get(re.search(r'href="(/models/\d+/card)"', page.text).group(1))
     assert card.status_code == 200 and "rf-web" in card.text
     assert [c for c in codes if re.search(rf"\b{re.escape(c)}\b", card.text)] == []

@@ -35,8 +35,9 @@ def load_registered(path: str) -> Any:
 
 
 def participant_values(s: Session, participant_id: int) -> tuple[pd.DataFrame, int | None]:
-    """Values of the participant's latest study sample (one row, analyte keys as columns)."""
-    smp = s.execute(select(schema.Sample.id, schema.Visit.visit_index)
+    """Values of the participant's latest study sample (one row indexed by the sample code,
+    analyte keys as columns)."""
+    smp = s.execute(select(schema.Sample.id, schema.Visit.visit_index, schema.Sample.code)
                     .join(schema.Visit, schema.Visit.id == schema.Sample.visit_id)
                     .where(schema.Visit.participant_id == participant_id,
                            schema.Sample.sample_type == "study")
@@ -46,7 +47,7 @@ def participant_values(s: Session, participant_id: int) -> tuple[pd.DataFrame, i
     vals = query_frame(s, select(schema.Analyte.key, schema.Measurement.value)
                        .join(schema.Analyte, schema.Analyte.id == schema.Measurement.analyte_id)
                        .where(schema.Measurement.sample_id == smp[0]))
-    row = pd.DataFrame([dict(zip(vals["key"], vals["value"], strict=True))], index=["latest"]) \
+    row = pd.DataFrame([dict(zip(vals["key"], vals["value"], strict=True))], index=[str(smp[2])]) \
         if len(vals) else pd.DataFrame()
     return row.astype(float), int(smp[1])
 
@@ -61,7 +62,7 @@ def latest_predictions(request: Request, f: Found) -> list[dict[str, Any]]:
         models = list(s.scalars(select(schema.RegisteredModel)
                                 .where(schema.RegisteredModel.study == f.study)
                                 .order_by(schema.RegisteredModel.registered_at.desc())))
-        X, visit = participant_values(s, f.participant.id)
+        X, visit = participant_values(s, f.participant.id)  # flagged when it trained a model
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for m in models:
@@ -73,7 +74,8 @@ def latest_predictions(request: Request, f: Found) -> list[dict[str, Any]]:
             item["error"] = "no blood sample of this participant in the store"
         else:
             try:
-                pred = predict(load_registered(m.path), X).iloc[0].to_dict()
+                pred = predict(load_registered(m.path), X,
+                               participant=[f.participant.code]).iloc[0].to_dict()
                 item["prediction"] = {k: v for k, v in pred.items() if k != "id"}
             except Exception as exc:  # a model that cannot score this sample: say why on the page
                 item["error"] = str(exc)
