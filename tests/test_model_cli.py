@@ -130,10 +130,22 @@ def test_follow_up_visits_reliable_change(tmp_path):
     meas = pd.read_csv(d / "f" / "measurements.csv", dtype=str)
     meas.insert(0, "sample", meas["id"] + "_v" + meas["visit"])
     meas.to_csv(d / "visits.csv", index=False)
-    rows = list(csv.DictReader(io.StringIO(run(
-        "predict", "--model", str(d / "rf"), str(d / "visits.csv"), "--id-column", "sample",
-        "--participant-column", "id", "--visit-column", "visit").stdout)))
+    ran = run("predict", "--model", str(d / "rf"), str(d / "visits.csv"), "--id-column",
+              "sample", "--participant-column", "id", "--visit-column", "visit")
+    rows = list(csv.DictReader(io.StringIO(ran.stdout)))
     assert len(rows) == 80
     assert {"change_from_baseline", "reliable_change", "reliable_change_threshold"} <= set(rows[0])
     first = [r for r in rows if r["visit"] in ("1", "1.0")]
     assert all(float(r["change_from_baseline"]) == 0 for r in first)
+    # the model was trained on every participant: no change is judged, and stderr says why
+    assert {r["in_training"] for r in rows} == {"True"} and {r["reliable_change"] for r in rows} == {""}
+    assert "reliable change not judged for 80 row(s)" in ran.stderr
+    # new participants (other codes) are judged
+    fresh = pd.read_csv(d / "visits.csv", dtype=str)
+    fresh["id"] = fresh["id"].str.replace("SYN", "NEW")
+    fresh["sample"] = fresh["sample"].str.replace("SYN", "NEW")
+    fresh.to_csv(d / "fresh.csv", index=False)
+    rows = list(csv.DictReader(io.StringIO(run(
+        "predict", "--model", str(d / "rf"), str(d / "fresh.csv"), "--id-column", "sample",
+        "--participant-column", "id", "--visit-column", "visit").stdout)))
+    assert {r["reliable_change"] for r in rows} <= {"True", "False"}

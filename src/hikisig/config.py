@@ -74,6 +74,7 @@ InputScale = Literal["linear", "log10", "log2", "ln", "z"]
 Repeated = Literal["first", "mean", "all"]
 Drift = Literal["none", "loess"]
 Normalise = Literal["none", "pqn", "total", "median"]
+Arm = Literal["treated", "untreated", "control"]
 MwuMethod = Literal["asymptotic", "exact"]
 
 #: Two-group tests of the case-control statistics.
@@ -125,6 +126,9 @@ class Source(_Section):
     criteria: str | None = _f(None, "inputs of the 2020 criteria (see hikisig assess criteria); "
                               "default with a store: the criteria recorded at visits",
                               example="criteria.csv")
+    interventions: str | None = _f(None, "intervention log (participant, kind, start, end, "
+                                   "detail) for the follow-up; default with a store: the "
+                                   "interventions recorded in it", example="interventions.csv")
     na_values: list[str] = _f([], "missing-value codes of the file, e.g. [\"-9\", \"-99\"] (the "
                               "usual ones such as NA and ND are always missing)")
 
@@ -217,6 +221,24 @@ class StratifySection(_Section):
     bootstraps: int = _f(100, "bootstrap resamples for stability", ge=0, le=1000)
 
 
+class FollowupSection(_Section):
+    """Follow-up of participants with several visits (:mod:`hikisig.analysis.followup`)."""
+
+    enabled: bool = _f(True, "run the follow-up when the data have more than one visit")
+    model: Model = _f("rf", "classifier of the cross-fitted discrimination score")
+    folds: int = _f(5, "participant folds of the cross-fitting (no participant is scored by a "
+                    "model that saw them)", ge=2, le=20)
+    n_estimators: int = _f(200, "trees of the random forest", ge=10, le=2000)
+    z: float = _f(1.96, "reliable change: |change| > z x sqrt(2) x within-person SD", gt=0, le=5)
+    reference_arms: list[Arm] = _f(["untreated", "control"], "arms whose repeat visits measure "
+                                   "within-person variation (people without an intervention)")
+    test_retest: str | None = _f(None, "a file of participant codes (column participant) whose "
+                                 "repeat visits measure within-person variation instead",
+                                 example="test_retest.csv")
+    markers: int = _f(5, "derived markers and analytes drawn as trajectories", ge=0, le=50)
+    mixed_model: bool = _f(True, "fit log2(value) ~ visit * arm + (1 | participant) per analyte")
+
+
 class Screening(_Section):
     """Population figures for prevalence-aware metrics."""
 
@@ -247,6 +269,7 @@ class StudyConfig(_Section):
     discriminate: DiscriminateSection = Field(default_factory=DiscriminateSection)
     severity: SeveritySection = Field(default_factory=SeveritySection)
     stratify: StratifySection = Field(default_factory=StratifySection)
+    followup: FollowupSection = Field(default_factory=FollowupSection)
     screening: Screening = Field(default_factory=Screening)
     run: RunSection = Field(default_factory=RunSection)
 

@@ -23,10 +23,12 @@ from hikisig.models.result import (
 )
 from hikisig.stats.describe import CohortSummary
 
-__all__ = ["STAGES", "PreprocessingStep", "Provenance", "RunMethods", "RunResults"]
+__all__ = ["STAGES", "FollowupResults", "PreprocessingStep", "Provenance", "RunMethods",
+           "RunResults"]
 
 #: Stages of a run, in order (reported to progress callbacks).
-STAGES = ("data", "statistics", "discrimination", "severity", "stratification", "report")
+STAGES = ("data", "statistics", "discrimination", "severity", "stratification", "followup",
+          "report")
 
 
 @dataclass
@@ -114,6 +116,68 @@ class Provenance:
 
 
 @dataclass
+class FollowupResults:
+    """The follow-up of participants with several visits (:mod:`hikisig.analysis.followup`).
+
+    Attributes
+    ----------
+    arms : Series
+        Participant -> ``treated`` / ``untreated`` / ``control``.
+    interventions_source : str
+        Where the intervention log came from (a file, the store, or none).
+    visits : list of int
+        The visits in the data.
+    scores : DataFrame
+        Cross-fitted scores at every visit (``sample, participant, visit, fold, measure,
+        value``): no participant is scored by a model that saw them.
+    values : DataFrame
+        Every measure followed: ``participant, visit, measure, value`` (the scores, the
+        log2 derived markers and the severity score).
+    change : DataFrame
+        ``participant, arm, visit, measure, change, reliable_change, direction``
+        (``followup_change.csv``).
+    thresholds : DataFrame
+        ``measure, sem, threshold, n_people, df``: the reliable-change thresholds from the
+        within-person variation of the reference people.
+    rates : DataFrame
+        Share of follow-up visits with a reliable change and with a reliable improvement,
+        per measure and arm, with Wilson 95% CIs.
+    lmm : DataFrame or None
+        ``analyte, term, estimate, se, p, q, ...`` (``followup_lmm.csv``).
+    trajectories : DataFrame
+        Mean and 95% CI per measure x arm x visit (``measure, arm, visit, n, mean, ci_low,
+        ci_high``).
+    reference : str
+        Whose visits set the thresholds (in words).
+    lmm_reference : str or None
+        The arm the mixed model compares with.
+    correlation : dict
+        Spearman correlation of the change in the signature score with the change in the
+        severity score among cases (``rho, p, n``; empty when not computable).
+    severity_measure : str or None
+        The severity score followed (e.g. ``hq25``).
+    notes : list of str
+        What limited the analysis, in plain words.
+    """
+
+    arms: pd.Series
+    interventions_source: str
+    visits: list[int]
+    scores: pd.DataFrame
+    values: pd.DataFrame
+    change: pd.DataFrame
+    thresholds: pd.DataFrame
+    rates: pd.DataFrame
+    lmm: pd.DataFrame | None
+    trajectories: pd.DataFrame
+    reference: str
+    lmm_reference: str | None = None
+    correlation: dict[str, float] = field(default_factory=dict)
+    severity_measure: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class RunResults:
     """The results of one study run.
 
@@ -160,6 +224,8 @@ class RunResults:
     cluster_values, cluster_of : DataFrame, Series or None
         Autoscaled log2 values of the stratified cases for the top signature analytes, and
         each case's cluster (for the heat map and profiles).
+    followup : FollowupResults or None
+        The follow-up (data with more than one visit).
     consensus : DataFrame or None
         Consensus signature across the models.
     skipped : dict
@@ -209,6 +275,7 @@ class RunResults:
     cluster_values: pd.DataFrame | None = None
     cluster_of: pd.Series | None = None
     consensus: pd.DataFrame | None = None
+    followup: FollowupResults | None = None
     skipped: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     methods: RunMethods = field(default_factory=RunMethods)

@@ -299,6 +299,26 @@ def api_labs(w: World, c: Caller, site: str) -> httpx.Response:
                          follow_redirects=False)
 
 
+def _day(w: World) -> str:
+    import datetime as dt
+
+    return (dt.date(2020, 1, 1) + dt.timedelta(days=next(w.counter))).isoformat()
+
+
+def end_intervention(w: World, c: Caller, site: str) -> httpx.Response:
+    """End a fresh ongoing intervention of the site's participant."""
+    import datetime as dt
+
+    with w.clinic.store.session() as s:
+        rec = schema.Intervention(participant_id=w.pids[site], kind="other",
+                                  start=dt.date.fromisoformat(_day(w)))
+        s.add(rec)
+        s.flush()
+        iid = rec.id
+    return c.client.post(f"/participants/{w.pids[site]}/interventions/{iid}/end",
+                         data=c.form({"end": dt.date.today().isoformat()}), follow_redirects=False)
+
+
 CLINICAL = ("clinician", "auditor")
 VIEWERS = ("analyst", "auditor")
 ROUTES: list[Route] = [
@@ -325,6 +345,10 @@ ROUTES: list[Route] = [
           get(p("/visits/1/criteria")), scoped=True),
     Route("POST", "/participants/{pid}/visits/{vi}/criteria", ("clinician",), 303,
           form_post(p("/visits/1/criteria"), lambda w: CRITERIA_FORM), scoped=True),
+    Route("POST", "/participants/{pid}/interventions", ("clinician",), 303,
+          form_post(p("/interventions"), lambda w: {"kind": "other", "start": _day(w)}), scoped=True),
+    Route("POST", "/participants/{pid}/interventions/{iid}/end", ("clinician",), 303, end_intervention,
+          scoped=True),
     # analyst pages
     Route("GET", "/labs", ("analyst",), 200, get("/labs")),
     Route("POST", "/labs/preview", ("analyst",), 200, lab_preview),

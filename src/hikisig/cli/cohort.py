@@ -17,7 +17,8 @@ from hikisig.errors import HikisigError
 if TYPE_CHECKING:
     from hikisig.cohort.store import Store
 
-__all__ = ["export_cmd", "import_measurements_cmd", "import_participants_cmd", "info", "init"]
+__all__ = ["export_cmd", "import_interventions_cmd", "import_measurements_cmd", "import_participants_cmd",
+           "info", "init"]
 
 
 @app.command()
@@ -109,6 +110,32 @@ def import_measurements_cmd(
     out.print(res.summary())
 
 
+@import_app.command("interventions")
+def import_interventions_cmd(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(
+        help="CSV/TSV/XLSX with participant, kind, start, end, detail (dates YYYY-MM-DD).")],
+    study: Annotated[str | None, typer.Option(
+        "--study", help="Study the participants belong to (default: the global --study, else the only "
+                        "study in the store).")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Check everything and count; write nothing.")] = False,
+) -> None:
+    """Import an intervention log: one row per treatment of a participant, in one transaction.
+
+    Kinds: psychotherapy, family_support, online_programme, social_robot, medication,
+    day_programme, other. An empty end means ongoing. Rows already stored (same participant,
+    kind and start) are updated, not duplicated.
+
+    Example: hikisig --db study.db import interventions interventions.csv --study pilot
+    """
+    from hikisig.cohort.interventions import import_interventions
+
+    store = open_store(ctx)
+    store.require_ready()
+    res = import_interventions(store, file, study or study_for_read(ctx, store), dry_run=dry_run)
+    out.print(res.summary())
+
+
 @app.command("export")
 def export_cmd(
     ctx: typer.Context,
@@ -130,11 +157,26 @@ def export_cmd(
     if fmt == "fhir":
         _export_fhir(store, study_for_read(ctx, store), out_path, instrument)
         return
-    ds = load_dataset(store, study_for_read(ctx, store))
+    study = study_for_read(ctx, store)
+    ds = load_dataset(store, study)
     paths = export_dataset(ds, fmt, out_path, layout=layout)
+    paths += _export_interventions(store, study, fmt, out_path)
     for p in paths:
         out.print(f"wrote {p}")
     out.print(f"{ds.shape[0]} samples x {ds.shape[1]} analytes")
+
+
+def _export_interventions(store: Store, study: str, fmt: str, out_path: Path) -> list[Path]:
+    """The study's intervention log beside the export (``interventions.csv`` in a w4m folder)."""
+    from hikisig.cohort.exporters import interventions_path, write_interventions
+    from hikisig.cohort.interventions import interventions_frame
+
+    frame = interventions_frame(store, study)
+    if frame.empty:
+        return []
+    path = interventions_path(fmt, out_path)
+    write_interventions(frame, path)
+    return [path]
 
 
 def _export_fhir(store: Store, study: str, out_path: Path, instrument: str | None) -> None:

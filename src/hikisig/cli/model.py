@@ -305,6 +305,11 @@ def predict_cmd(
         pred["participant"] = ds.column(participant_column).astype(str).to_numpy()
         pred["visit"] = pd.to_numeric(ds.column(visit_column), errors="coerce").to_numpy()
         pred = follow_up(pred, loaded.follow_up_score, sem=loaded.follow_up_sem)
+        unjudged = int((pred["in_training"].fillna(False).astype(bool)).sum())
+        if unjudged:
+            err.print(f"warning: reliable change not judged for {unjudged} row(s) of "
+                      "participants the model was trained on (their scores are in-sample); "
+                      "hikisig run's follow-up scores every visit out of sample", markup=False)
     n_seen = int(pred["in_training"].fillna(False).astype(bool).sum())
     if n_seen:
         err.print(f"warning: {n_seen} row(s) were used to train the model (see 'in_training'): "

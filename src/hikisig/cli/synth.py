@@ -23,6 +23,12 @@ def synth(
     n_controls: Annotated[int | None, typer.Option(help="Number of controls (default 41).")] = None,
     male_share: Annotated[float | None, typer.Option(help="Share of men in both groups (0.75).")] = None,
     visits: Annotated[int | None, typer.Option(help="Visits per participant (follow-up).")] = None,
+    treated_share: Annotated[float | None, typer.Option(
+        "--treated-share", help="Share of cases that start an intervention after their first "
+        "visit, 0-1 (0.5; needs --visits 2 or more).")] = None,
+    treatment_effect: Annotated[float | None, typer.Option(
+        "--treatment-effect", help="Share of each planted case-control difference (blood and "
+        "HQ-25) removed by the last visit in treated cases, 0-1 (0.8).")] = None,
     n_analytes: Annotated[int | None, typer.Option(help="Number of analytes (127).")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write the files into this folder.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="csv|parquet (with --out)")] = "csv",
@@ -39,9 +45,13 @@ def synth(
     long-chain acylcarnitines higher in cases (d 0.8); ornithine and arginase
     higher, arginine and bilirubin lower in male cases (d 0.8); HQ-25 linear in
     five analytes within cases (R2 0.5); two case subtypes in uric acid and
-    cholesterol esters (d 1.5). See docs/synthetic.md.
+    cholesterol esters (d 1.5). With --visits N > 1: visits every 3 months with
+    realistic within-person variation; --treated-share of the cases start an
+    intervention after visit 1 (interventions.csv) and lose --treatment-effect of
+    their case-control differences by the last visit. See docs/synthetic.md.
 
     Example: hikisig synth --seed 7 --out synthetic-study
+    Example: hikisig synth --visits 3 --treated-share 0.5 --treatment-effect 0.8 --out follow-up
     """
     from hikisig.synth.config import preset
     from hikisig.synth.generate import SyntheticStudy
@@ -52,9 +62,16 @@ def synth(
         raise HikisigError("say where the study goes: --out DIR and/or --db URL")
     if fmt not in ("csv", "parquet"):
         raise HikisigError(f"unknown format {fmt!r} (expected csv or parquet)")
+    for flag, value in (("--treated-share", treated_share), ("--treatment-effect", treatment_effect)):
+        if value is not None and not 0 <= value <= 1:
+            raise HikisigError(f"{flag} must be between 0 and 1 (got {value:g})")
+    if (treated_share or treatment_effect) and (visits or 1) < 2:
+        raise HikisigError("--treated-share and --treatment-effect need follow-up: "
+                           "give --visits 2 or more")
     try:
         config = preset(preset_name, seed=seed, n_cases=n_cases, n_controls=n_controls,
                         male_share=male_share, visits=visits, n_analytes=n_analytes,
+                        treated_share=treated_share, treatment_recovery=treatment_effect,
                         qc_every=qc_every, batches=batches, batch_sd=batch_sd, dtype=dtype)
         study = SyntheticStudy(config)
     except ValueError as exc:
@@ -72,5 +89,7 @@ def synth(
         if target_db is not None:
             bar.reset(task)
             stored = write_store(study, target_db, progress)
+            extra = (f", {stored['interventions']} interventions" if "interventions" in stored
+                     else "")
             out.print(f"stored {config.study} in {target_db}: {stored['samples']} samples, "
-                      f"{stored['analytes']} analytes, {stored['values']} values")
+                      f"{stored['analytes']} analytes, {stored['values']} values{extra}")

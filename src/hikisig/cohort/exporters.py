@@ -1,7 +1,8 @@
 """Exporting a study to the formats the field uses.
 
 AnnData ``.h5ad`` (obs = sample metadata, var = catalog annotations), Parquet
-(wide or long), wide CSV and the Workflow4Metabolomics three-table TSV. Every
+(wide or long), wide CSV and the Workflow4Metabolomics three-table TSV; a study's
+intervention log goes beside them as CSV (:func:`write_interventions`). Every
 writer writes to a temporary file beside the target and renames it at the
 end, so a failed export leaves no half-written file.
 """
@@ -22,7 +23,8 @@ import pandas as pd
 from hikisig.cohort.dataset import Dataset, study_note
 from hikisig.errors import HikisigError
 
-__all__ = ["EXPORT_FORMATS", "export_dataset", "long_frame", "wide_frame", "write_json"]
+__all__ = ["EXPORT_FORMATS", "export_dataset", "interventions_path", "long_frame", "wide_frame",
+           "write_interventions", "write_json"]
 
 #: Formats of ``hikisig export``.
 EXPORT_FORMATS = ("anndata", "parquet", "csv", "w4m")
@@ -129,6 +131,33 @@ def write_w4m(ds: Dataset, folder: Path) -> list[Path]:
         return out
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def interventions_path(fmt: str, out: str | Path) -> Path:
+    """Where an export puts the study's intervention log: ``interventions.csv`` in the w4m folder,
+    ``<name>.interventions.csv`` beside a single-file export.
+
+    Examples
+    --------
+    >>> interventions_path("w4m", "out").as_posix()
+    'out/interventions.csv'
+    >>> interventions_path("csv", "out/study.csv").as_posix()
+    'out/study.interventions.csv'
+    """
+    path = Path(out)
+    if fmt == "w4m":
+        return path / "interventions.csv"
+    return path.with_name(f"{path.stem}.interventions.csv")
+
+
+def write_interventions(frame: pd.DataFrame, path: Path) -> None:
+    """Write an intervention log (participant, kind, start, end, detail; ISO dates, empty end
+    while ongoing) as CSV, atomically."""
+    out = frame[["participant", "kind", "start", "end", "detail"]].copy()
+    for col in ("start", "end"):
+        out[col] = pd.to_datetime(out[col]).dt.strftime("%Y-%m-%d")
+    with _atomic(path) as tmp:
+        out.to_csv(tmp, index=False, na_rep="", lineterminator="\n")
 
 
 def write_json(data: object, path: Path) -> None:

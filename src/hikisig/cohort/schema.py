@@ -30,6 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "AUDIT_ACTIONS",
     "FLAGS",
+    "INTERVENTION_KINDS",
     "ROLES",
     "SAMPLE_TYPES",
     "SEXES",
@@ -41,6 +42,7 @@ __all__ = [
     "Base",
     "CriteriaRecord",
     "ImportLog",
+    "Intervention",
     "Measurement",
     "Participant",
     "RegisteredModel",
@@ -56,6 +58,9 @@ __all__ = [
 FLAGS = ("below_lod", "above_uloq", "missing")
 #: Allowed values of ``sample.sample_type``.
 SAMPLE_TYPES = ("study", "qc", "blank")
+#: Allowed values of ``intervention.kind``.
+INTERVENTION_KINDS = ("psychotherapy", "family_support", "online_programme", "social_robot", "medication",
+                      "day_programme", "other")
 #: Allowed values of ``participant.sex``.
 SEXES = ("M", "F")
 #: Roles of web-app users.
@@ -133,6 +138,24 @@ class Visit(Base):
     participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
     visit_index: Mapped[int] = mapped_column(Integer)
     visit_date: Mapped[dt.date | None] = mapped_column(Date)
+
+
+class Intervention(Base):
+    """A treatment a participant received (or receives): ``end`` NULL while it is ongoing.
+
+    ``kind`` is one of :data:`INTERVENTION_KINDS`; one participant has at most one
+    intervention of a kind starting on a given day (re-imports update it).
+    """
+
+    __tablename__ = "intervention"
+    __table_args__ = (UniqueConstraint("participant_id", "kind", "start"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    start: Mapped[dt.date] = mapped_column(Date)
+    end: Mapped[dt.date | None] = mapped_column(Date)
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
 
 
 class Sample(Base):

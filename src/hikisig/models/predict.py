@@ -126,7 +126,12 @@ def follow_up(pred: pd.DataFrame, score: str, *, participant: str = "participant
     SEM is the model's error of measurement: the cross-validated RMSE for a
     severity model (``rmsecv``); for a discrimination model, the spread of a
     sample's out-of-fold logit across CV repeats (``prediction_sem_logit``, applied
-    to the ``logit`` column). Without an SEM, ``reliable_change`` is missing.
+    to the ``logit`` column). Without an SEM, ``reliable_change`` is missing. It is
+    also missing (not judged) for every visit of a participant the model was trained on
+    (``in_training`` of the visit or of the first visit): such a change compares an
+    in-sample score with another and says nothing about the person. The study run's
+    follow-up (``[followup]``, docs/followup.md) scores every visit out of sample and sets
+    the threshold from the within-person variation of people without an intervention.
 
     Examples
     --------
@@ -140,8 +145,12 @@ def follow_up(pred: pd.DataFrame, score: str, *, participant: str = "participant
     if sem is not None and np.isfinite(sem):
         thr = sps.norm.ppf(0.5 + ci / 2) * np.sqrt(2) * sem
         df["reliable_change_threshold"] = thr
-        df["reliable_change"] = df["change_from_baseline"].abs() > thr
+        df["reliable_change"] = (df["change_from_baseline"].abs() > thr).astype("boolean")
     else:
         df["reliable_change_threshold"] = np.nan
-        df["reliable_change"] = pd.NA
+        df["reliable_change"] = pd.Series(pd.NA, index=df.index, dtype="boolean")
+    if "in_training" in df:
+        seen = df["in_training"].fillna(False).astype(bool)
+        seen_first = seen.groupby(df[participant]).transform("first").astype(bool)
+        df.loc[seen | seen_first, "reliable_change"] = pd.NA
     return df.reset_index(drop=True)

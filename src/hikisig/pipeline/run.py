@@ -314,6 +314,17 @@ def _stages(config: StudyConfig, study: StudyData, results: RunResults, engine: 
                if a in ds.X.columns][:20]
         results.cluster_values, results.cluster_of = cluster_matrix(
             ds.X, st.tables["assignments"], top, log=not study.additive)
+    running[0] = "followup"
+    say("followup")
+    if not config.followup.enabled:
+        results.skipped["followup"] = "disabled in the study config (followup.enabled = false)"
+        return
+    from hikisig.pipeline.followup import followup_stage
+
+    try:
+        results.followup = followup_stage(config, study, results, base)
+    except TooFewSamplesError as exc:
+        results.skipped["followup"] = str(exc)
 
 
 def _text_or_none(v: Any) -> str | None:
@@ -344,6 +355,10 @@ def _write_tables(results: RunResults, folder: Path) -> list[str]:
         tables["detectability"] = results.detectability
     if results.markers_skipped is not None and len(results.markers_skipped):
         tables["derived_markers_skipped"] = results.markers_skipped
+    if results.followup is not None:
+        from hikisig.pipeline.followup import followup_tables
+
+        tables.update(followup_tables(results.followup))
     folder.mkdir(parents=True, exist_ok=True)
     for name, t in tables.items():
         t.to_csv(folder / f"{name}.csv", index=False, lineterminator="\n")

@@ -387,3 +387,37 @@ def qc_pca(scores: pd.DataFrame, explained: np.ndarray) -> str:
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _png(fig)
+
+
+#: Colours of the follow-up arms.
+ARM_COLOURS = {"treated": "#27ae60", "untreated": CASE_COLOUR, "control": CONTROL_COLOUR}
+
+
+def followup_trajectories(traj: pd.DataFrame, labels: dict[str, str],
+                          order: list[str] | None = None) -> str:
+    """Mean (95% CI) of each followed measure per arm and visit, one panel per measure
+    (in ``order`` when given)."""
+    measures = [m for m in (order or list(dict.fromkeys(traj["measure"])))
+                if m in set(traj["measure"])]
+    ncols = min(3, max(1, len(measures)))
+    nrows = int(np.ceil(len(measures) / ncols))
+    fig, axes = _figure(3.3 * ncols, 2.7 * nrows, nrows=nrows, ncols=ncols, squeeze=False)
+    flat = list(np.ravel(axes))
+    for ax, measure in zip(flat, measures, strict=False):
+        sub = traj[traj["measure"] == measure]
+        for arm, colour in ARM_COLOURS.items():
+            a = sub[sub["arm"] == arm].sort_values("visit")
+            if not len(a):
+                continue
+            lo = (a["mean"] - a["ci_low"]).fillna(0).to_numpy(float)
+            hi = (a["ci_high"] - a["mean"]).fillna(0).to_numpy(float)
+            ax.errorbar(a["visit"], a["mean"], yerr=[lo, hi], color=colour, marker="o", ms=3,
+                        lw=1.3, capsize=2, label=arm)
+        ax.set_title(labels.get(measure, measure), fontsize=9)
+        ax.set_xlabel("visit")
+        ax.set_xticks(sorted(sub["visit"].unique()))
+    for ax in flat[len(measures):]:
+        ax.set_visible(False)
+    flat[0].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return _png(fig)

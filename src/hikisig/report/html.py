@@ -673,6 +673,135 @@ def _signatures(r: RunResults, names: dict[str, str]) -> Section:
     return sec
 
 
+_INSTRUMENT_NAMES = {"hq25": "HQ-25", "phq9": "PHQ-9", "k6": "K6", "ucla3": "UCLA-3",
+                     "lsns6": "LSNS-6"}
+_ARM_NAMES = {"treated": "treated cases", "untreated": "untreated cases", "control": "controls"}
+
+
+def _measure_labels(r: RunResults, names: dict[str, str]) -> dict[str, str]:
+    fu = r.followup
+    labels = {"discrimination_logit": "signature score (cross-fitted logit)",
+              "severity_prediction": "predicted severity (cross-fitted)"}
+    if fu is not None and fu.severity_measure:
+        name = _INSTRUMENT_NAMES.get(fu.severity_measure, fu.severity_measure)
+        labels[fu.severity_measure] = f"{name} total"
+    return {**names, **labels}
+
+
+def _share(n: Any, k: Any, lo: Any, hi: Any) -> str:
+    return f"{_pct(k / n if n else float('nan'))} ({_pct(lo)}–{_pct(hi)}; {int(k)}/{int(n)})"
+
+
+def _arm_sentence(rates: pd.DataFrame, measure: str, label: str) -> str | None:
+    """'label: reliable improvement in x% of the treated cases' follow-up visits, ...', and
+    whether the treated arm stands out from the untreated."""
+    sub = rates[rates["measure"] == measure].set_index("arm")
+    if "treated" not in sub.index:
+        return None
+    parts = [f"{_share(t['n'], t['n_improve'], t['improve_ci_low'], t['improve_ci_high'])} of "
+             f"the {_ARM_NAMES[a]}'" for a in ("treated", "untreated", "control") if a in sub.index
+             for t in [sub.loc[a]]]
+    parts[0] += " follow-up visits"
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    text = f"{label}: a reliable improvement in {listed}"
+    if "untreated" in sub.index:
+        t, u = sub.loc["treated"], sub.loc["untreated"]
+        if t["improve_ci_low"] > u["improve_ci_high"]:
+            text += "; the treated arm improves more often than the untreated arm."
+        else:
+            text += ("; the intervals overlap, so these data do not show that the treated arm "
+                     "improves more often than the untreated arm.")
+    return text
+
+
+def _followup(r: RunResults, names: dict[str, str]) -> Section:
+    sec = Section("followup", "Follow-up")
+    fu = r.followup
+    if fu is None:
+        return _not_run(sec, r, "followup", "The follow-up")
+    labels = _measure_labels(r, names)
+    counts = fu.arms.value_counts()
+    who = ", ".join(f"{int(counts.get(a, 0))} {_ARM_NAMES[a]}" for a in ("treated", "untreated",
+                                                                          "control"))
+    c = r.config.followup
+    sec.paragraphs.append(
+        f"{who}, at visits {', '.join(str(v) for v in fu.visits)}; arms from "
+        f"{fu.interventions_source}. The signature score at every visit"
+        + (" and the predicted severity" if (fu.scores["measure"] == "severity_prediction").any()
+           else "")
+        + f" come from models that never saw the participant ({c.folds}-fold cross-fitting by "
+        "participant, models fitted on first visits). A change from the first visit is called "
+        f"reliable when it exceeds what people without an intervention show between visits "
+        f"({fu.reference}): the larger of {c.z:g} x sqrt(2) x their within-person SD "
+        "(Jacobson & Truax) and the 95th percentile of their own changes, set apart for cases "
+        "and for controls. So about 5% of their visits are flagged by construction; the "
+        "treated arm is read against them.")
+    sec.paragraphs.extend(fu.notes)
+    for measure in ("discrimination_logit", fu.severity_measure or ""):
+        line = _arm_sentence(fu.rates, measure, labels.get(measure, measure)) if measure else None
+        if line:
+            sec.paragraphs.append(line)
+    cor = fu.correlation
+    if cor:
+        sec.paragraphs.append(
+            f"Among cases, the change in the signature score and the change in "
+            f"{labels.get(fu.severity_measure or '', 'the severity score')} correlate with "
+            f"Spearman rho = {_num(cor['rho'])} (p = {_p(cor['p'])}; {int(cor['n'])} follow-up "
+            f"visits of {int(cor['participants'])} participants).")
+    present = set(fu.trajectories["measure"])
+    first = ["discrimination_logit", "severity_prediction", fu.severity_measure or ""]
+    shown = [m for m in first if m in present] + sorted(present - set(first))
+    if len(fu.trajectories):
+        sec.figures.append(Figure(
+            "fig-followup", F.followup_trajectories(fu.trajectories, labels, shown),
+            "Line plots of the mean of each followed measure by visit, one line per arm",
+            "Mean and 95% CI by visit and arm (green: treated cases; red: untreated cases; "
+            "blue: controls). Derived markers on the log2 scale."))
+    rt = fu.rates[fu.rates["measure"].isin(shown)]
+    if len(rt):
+        order = {m: i for i, m in enumerate(shown)}
+        rt = rt.assign(_o=rt["measure"].map(order)).sort_values(["_o", "arm"], kind="stable")
+        sec.tables.append(Table(
+            ["measure", "arm", "follow-up visits", "reliable change (95% CI)",
+             "reliable improvement (95% CI)"],
+            [[labels.get(str(t.measure), str(t.measure)), str(t.arm), str(int(t.n)),
+              _share(t.n, t.n_reliable, t.ci_low, t.ci_high),
+              _share(t.n, t.n_improve, t.improve_ci_low, t.improve_ci_high)]
+             for t in rt.itertuples()],
+            "Share of follow-up visits with a reliable change from the first visit (Wilson "
+            "95% CIs; a participant's visits are counted as separate visits)."))
+    th = fu.thresholds[fu.thresholds["measure"].isin(shown) & (fu.thresholds["stratum"] != "all")]
+    if len(th):
+        sec.tables.append(Table(
+            ["measure", "stratum", "within-person SD", "people", "threshold (RCI)",
+             "threshold (95th percentile)", "threshold used"],
+            [[labels.get(str(t.measure), str(t.measure)), str(t.stratum), _num(t.sem, 3),
+              str(int(t.n_people)), _num(t.threshold_rci, 3), _num(t.threshold_empirical, 3),
+              _num(t.threshold, 3)] for t in th.itertuples()],
+            "Reliable-change thresholds, from the repeat visits of the reference people."))
+    lmm = fu.lmm
+    if lmm is not None and len(lmm):
+        term = "visit:arm[treated]" if (lmm["term"] == "visit:arm[treated]").any() else None
+        if term is None:
+            sec.paragraphs.append("Mixed models: no treated arm, so no visit x treatment term.")
+        else:
+            t = lmm[lmm["term"] == term].sort_values("p", kind="stable")
+            n_sig = int((t["q"] < 0.05).sum())
+            sec.paragraphs.append(
+                f"Mixed model per analyte and derived marker: log2(value) ~ visit x arm + "
+                f"(1 | participant) (REML), reference arm {fu.lmm_reference}. The visit x "
+                f"treated term (how much faster treated cases change per visit) reaches q < 0.05 "
+                f"for {n_sig} of {len(t)}.")
+            top = t.head(15)
+            sec.tables.append(Table(
+                ["analyte", "estimate (log2 per visit)", "SE", "p", "q"],
+                [[names.get(str(x.analyte), str(x.analyte)), _num(x.estimate, 3), _num(x.se, 3),
+                  _p(x.p), _p(x.q)] for x in top.itertuples()],
+                f"Visit x treated term of the mixed models: top 15 by p (q: BH over the "
+                f"{len(t)} analytes and markers)."))
+    return sec
+
+
 def _methods(r: RunResults) -> Section:
     return Section("methods", "Methods", paragraphs=methods_paragraphs(r))
 
@@ -731,8 +860,11 @@ def render_report(results: RunResults) -> str:
                 _quality_control(r, names),
                 _pca(r), _volcano(r, names),
                 _boxplots(r, names),
-                _markers(r, names), _discrimination(r, names), _severity(r, names), _stratification(r, names),
-                _signatures(r, names), _methods(r), _provenance(r)]
+                _markers(r, names), _discrimination(r, names), _severity(r, names),
+                _stratification(r, names), _signatures(r, names),
+                *([_followup(r, names)] if r.followup is not None
+                  or ("followup" in r.skipped and r.config.followup.enabled) else []),
+                _methods(r), _provenance(r)]
     for i, s in enumerate(sections):
         s.title = f"{i} {s.title}"
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,

@@ -135,6 +135,22 @@ def methods_paragraphs(r: RunResults) -> list[str]:
     paras.append(_statistics(r))
     paras.append("Models. " + " ".join(_model_sentence(k, r)
                                        for k in ("discriminate", "severity", "stratify")))
+    fu = r.followup
+    if fu is not None:
+        c = r.config.followup
+        paras.append(
+            f"Follow-up. Participants were assigned to arms from {fu.interventions_source} "
+            "(treated: a case with an intervention; untreated: a case without; controls). "
+            f"Scores at every visit came from {c.folds}-fold cross-fitting by participant: a "
+            f"{c.model} classifier (and a 2-component PLS regression of the severity score) "
+            "fitted on the first visits of the other folds' participants scored every visit "
+            "of a fold. A change from the first visit was called reliable when |change| "
+            f"exceeded the larger of {c.z:g} x sqrt(2) x the within-person SD (Jacobson & "
+            "Truax 1991) and the 95th percentile of |change|, both from "
+            f"{fu.reference}, set apart for cases and controls; shares carry Wilson 95% CIs."
+            + (" Each analyte and derived marker was fitted with the linear mixed model "
+               "log2(value) ~ visit x arm + (1 | participant) (REML; Wald tests; BH within "
+               f"each term; reference arm {fu.lmm_reference})." if fu.lmm is not None else ""))
     ci = []
     d = r.discrimination
     if d is not None:

@@ -7,6 +7,7 @@ the reason and source of each default.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -30,12 +31,21 @@ class SynthConfig(BaseModel):
     age_max: int = Field(default=45, le=120)
     visits: int = Field(default=1, ge=1, le=50)
     visit_interval_months: int = Field(default=3, ge=1)
+    #: share of cases that start an intervention after their first visit (visits > 1)
     treated_share: float = Field(default=0.5, ge=0, le=1)
+    #: share of each planted case-control difference (blood and HQ-25) removed by the last
+    #: visit in treated cases, linearly over the visits (``--treatment-effect``; also
+    #: readable as :attr:`treatment_effect`)
     treatment_recovery: float = Field(default=0.8, ge=0, le=1)
+    #: ISO date of the earliest first visit; first visits are spread over the following year
+    study_start: str = "2025-01-06"
     # blood
     n_analytes: int = Field(default=127, ge=1, le=100_000)
     class_correlation: float = Field(default=0.3, ge=0, lt=1)
-    participant_icc: float = Field(default=0.6, ge=0, le=1)
+    #: share of the log-scale variance between persons (ICC) when visits > 1; the rest is
+    #: visit-to-visit variation within a person. 0.57: median ICC of serum metabolites
+    #: over 4 months, Biocrates p150 (Floegel et al. 2011); docs/synthetic.md
+    participant_icc: float = Field(default=0.57, ge=0, le=1)
     lod: bool = True
     batches: int = Field(default=1, ge=1)
     batch_sd: float = Field(default=0.0, ge=0)
@@ -54,9 +64,24 @@ class SynthConfig(BaseModel):
     case_severity_sd: float = Field(default=12.0, gt=0)
     control_severity_mean: float = 22.0
     control_severity_sd: float = Field(default=10.0, gt=0)
+    #: test-retest reliability (ICC) of the severity total between visits (HQ-25: Teo 2018)
+    severity_retest_icc: float = Field(default=0.8, ge=0, le=1)
     instruments: list[str] = ["hq25", "phq9", "k6", "ucla3"]
     # output
     chunk_cells: int = Field(default=2_000_000, ge=1000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _alias(cls, data: object) -> object:
+        # ``treatment_effect`` is another name of ``treatment_recovery``
+        if isinstance(data, dict) and "treatment_effect" in data:
+            data = dict(data)
+            value = data.pop("treatment_effect")
+            if data.get("treatment_recovery", value) != value:
+                raise ValueError("treatment_effect and treatment_recovery are the same setting; "
+                                 "give one")
+            data["treatment_recovery"] = value
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> SynthConfig:
@@ -64,10 +89,21 @@ class SynthConfig(BaseModel):
             raise ValueError("age_min must not exceed age_max")
         if "synthetic" not in self.study.casefold():
             raise ValueError("a synthetic study's name must contain 'synthetic'")
+        try:
+            date.fromisoformat(self.study_start)
+        except ValueError:
+            raise ValueError(f"study_start must be an ISO date yyyy-mm-dd, not {self.study_start!r}") \
+                from None
         if self.severity_instrument not in self.instruments:
             raise ValueError(f"the severity instrument {self.severity_instrument} must be among "
                              "the instruments")
         return self
+
+    @property
+    def treatment_effect(self) -> float:
+        """The share of the planted differences removed by the last visit in treated cases
+        (the ``treatment_recovery`` field, ``--treatment-effect`` on the command line)."""
+        return self.treatment_recovery
 
     @property
     def n_participants(self) -> int:

@@ -18,10 +18,53 @@ visit v)::
 long-chain acylcarnitines +lcac_d in cases, ornithine/arginase +male_d and
 arginine/bilirubin -male_d in male cases, and the two case subtypes at
 -subtype_d/2 and +subtype_d/2 in uric acid and cholesterol esters (so the
-case-control contrast of those stays null). Treated cases lose
-``treatment_recovery`` of their case effects by the last visit. The severity
-score of cases is linear in the standardised values of ``severity_analytes``
-with the configured R^2.
+case-control contrast of those stays null). The severity score of cases is
+linear in the standardised values of ``severity_analytes`` with the configured
+R^2.
+
+Follow-up (``visits`` > 1)
+--------------------------
+Within-person variation. ``u_pj`` is the participant's stable person-level value
+and ``w_pvj`` the visit's deviation from it, both of unit variance, so the total
+log-scale SD of every analyte stays ``log_sd_j`` at every visit (visit-1
+marginals and the planted Cohen's d are those of a single-visit study). The
+within-person (visit-to-visit) SD on the natural-log scale is therefore::
+
+    within_log_sd_j = log_sd_j * sqrt(1 - participant_icc),  participant_icc = 0.57
+
+0.57 is the median intraclass correlation of serum metabolites (Biocrates
+AbsoluteIDQ p150) measured twice 4 months apart in EPIC-Potsdam (Floegel et al.
+2011, PLoS One 6:e21103, doi:10.1371/journal.pone.0021103); Carayol
+et al. 2015 (PLoS One 10:e0135437, p180 kit, two years apart) report medians of
+0.70 (fasting) and 0.50 (non-fasting), and Townsend et al. 2013 (Clin Chem
+59:1657-1667) similar ICCs of plasma metabolites over 1-2 years. With the panel's
+median ``log_sd`` of 0.30 this gives a within-person SD of 0.20 on the log scale,
+an intra-individual CV of about 20 % (0.04-0.66 across the panel: 4 % for
+hexose, 66 % for CRP), between-person variation larger, as in those studies.
+
+The severity total (HQ-25) has a test-retest reliability of ``severity_retest_icc``
+(0.8; Teo et al. 2018, Psychiatry Clin Neurosci 72:780-788, report a satisfactory
+test-retest reliability of the HQ-25). In controls the total is split into a
+person part and a visit part with that ICC: within-person SD
+``control_severity_sd * sqrt(1 - 0.8)`` = 4.5. In cases the part linked to the blood
+already varies between visits with the analytes (variance
+``severity_r2 * (1 - participant_icc) * case_severity_sd**2``); the residual gets a
+visit part only for what that leaves to reach ``(1 - 0.8) * case_severity_sd**2``,
+so the case within-person SD is ``case_severity_sd * sqrt(max(0.2, 0.5 * 0.43))``
+= 5.6 with the defaults (``truth.json``, ``treatment.within_person``).
+
+Treatment. ``treated_share`` of the cases (``treated``) start an intervention
+between visit 1 and visit 2. By visit v they have lost
+``treatment_recovery * (v - 1) / (visits - 1)`` of each planted case effect in the
+blood (long-chain acylcarnitines; the male-only effects; not the subtypes, which
+are no case-control difference) and the same share of the case-control
+difference of the severity means (``case_severity_mean - control_severity_mean``)
+in their severity total: by the last visit, ``treatment_recovery`` of each; at
+the last visit that share of them also go out 4 or more days a week (criteria).
+Untreated cases and controls do not drift. Visit 1 of each participant falls on
+a seeded day within a year from ``study_start``, the next visits every
+``30 * visit_interval_months`` days (:meth:`SyntheticStudy.visit_dates`); each
+treated case has one intervention (:meth:`SyntheticStudy.interventions`).
 """
 
 from __future__ import annotations
@@ -39,7 +82,33 @@ from hikisig.synth.config import SynthConfig
 from hikisig.synth.items import answers_for_totals
 from hikisig.synth.panel import MALE_EFFECTS, build_panel
 
-__all__ = ["Chunk", "SyntheticStudy", "instrument_means"]
+__all__ = ["INTERVENTION_KINDS", "Chunk", "SyntheticStudy", "instrument_means"]
+
+#: Kinds of intervention (``interventions.csv``), with the detail written for each.
+INTERVENTION_KINDS: dict[str, str] = {
+    "psychotherapy": "individual psychotherapy sessions",
+    "family_support": "family support and psychoeducation sessions",
+    "online_programme": "online support programme",
+    "social_robot": "social robot at home",
+    "medication": "pharmacotherapy (substance not specified)",
+    "day_programme": "day programme at a community centre",
+    "other": "other support",
+}
+
+#: Where the within-person variation of the follow-up comes from (``truth.json``).
+WITHIN_PERSON_SOURCES: list[str] = [
+    "Floegel A et al. Reliability of serum metabolite concentrations over a 4-month period "
+    "using a targeted metabolomic approach. PLoS One 2011;6:e21103 "
+    "(Biocrates p150, median ICC 0.57)",
+    "Carayol M et al. Reliability of serum metabolites over a two-year period: a targeted "
+    "metabolomic approach in fasting and non-fasting samples from EPIC. PLoS One "
+    "2015;10:e0135437 (Biocrates p180, median ICC 0.70 fasting, 0.50 non-fasting)",
+    "Townsend MK et al. Reproducibility of metabolomic profiles among men and women in 2 large "
+    "cohort studies. Clin Chem 2013;59:1657-1667 (plasma metabolites over 1-2 years)",
+    "Teo AR et al. Development and validation of the 25-item Hikikomori Questionnaire (HQ-25). "
+    "Psychiatry Clin Neurosci 2018;72:780-788 (test-retest reliability satisfactory; ICC 0.8 "
+    "assumed here)",
+]
 
 #: (case mean, case SD, control mean, control SD) of the other questionnaires' totals.
 instrument_means: dict[str, tuple[float, float, float, float]] = {
@@ -90,6 +159,9 @@ class SyntheticStudy:
         children = root.spawn(2 + self.n_chunks)
         self._participant_seed, self._batch_seed = children[0], children[1]
         self._chunk_seeds = children[2:]
+        # visit dates and interventions: a stream of their own, so that adding them left every
+        # other value of a seed unchanged
+        self._dates_seed = np.random.SeedSequence(c.seed, spawn_key=(0, 0))
         self.participants = self._draw_participants()
         self._effects()
 
@@ -153,6 +225,19 @@ class SyntheticStudy:
         scale = np.sqrt(c.severity_r2 * c.case_severity_sd**2 / float(w @ corr @ w)) if c.severity_r2 else 0.0
         self.sev_beta = w * scale
         self.sev_noise_sd = np.sqrt(1 - c.severity_r2) * c.case_severity_sd
+        # within-person (visit-to-visit) variation, see the module docstring
+        follow_up = c.visits > 1
+        self.within_log_sd = self.log_sd * np.sqrt(1 - c.participant_icc) if follow_up \
+            else np.zeros_like(self.log_sd)
+        target = (1 - c.severity_retest_icc) * c.case_severity_sd**2
+        blood = c.severity_r2 * (1 - c.participant_icc) * c.case_severity_sd**2
+        noise_within = min(self.sev_noise_sd**2, max(0.0, target - blood))
+        self.sev_noise_within_sd = float(np.sqrt(noise_within))
+        self.sev_noise_person_sd = float(np.sqrt(self.sev_noise_sd**2 - noise_within))
+        self.sev_within_sd = {
+            "case": float(np.sqrt(blood + noise_within)) if follow_up else 0.0,
+            "control": float(c.control_severity_sd * np.sqrt(1 - c.severity_retest_icc))
+            if follow_up else 0.0}
 
     # -- chunks --------------------------------------------------------------
     def _structured_normal(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -210,10 +295,20 @@ class SyntheticStudy:
                                 "batch": batch + 1})
         # questionnaires
         totals: dict[str, np.ndarray] = {}
-        sev = np.where(case,
-                       c.case_severity_mean + sev_z @ self.sev_beta
-                       + self.sev_noise_sd * rng.standard_normal(n),
-                       c.control_severity_mean + c.control_severity_sd * rng.standard_normal(n))
+        if v == 1:
+            sev = np.where(case,
+                           c.case_severity_mean + sev_z @ self.sev_beta
+                           + self.sev_noise_sd * rng.standard_normal(n),
+                           c.control_severity_mean + c.control_severity_sd * rng.standard_normal(n))
+        else:  # a stable person part and a visit part (test-retest reliability)
+            person = rng.standard_normal(n_p)[pidx]
+            occasion = rng.standard_normal(n)
+            rel = c.severity_retest_icc
+            sev = np.where(case,
+                           c.case_severity_mean + sev_z @ self.sev_beta
+                           + self.sev_noise_person_sd * person + self.sev_noise_within_sd * occasion,
+                           c.control_severity_mean + c.control_severity_sd
+                           * (np.sqrt(rel) * person + np.sqrt(1 - rel) * occasion))
         sev = np.where(case & treated, sev - c.treatment_recovery * progress
                        * (c.case_severity_mean - c.control_severity_mean), sev)
         totals[c.severity_instrument] = np.clip(np.rint(sev), 0, 100)
@@ -256,11 +351,15 @@ class SyntheticStudy:
         moderate = case & ~severe & (rank > 0.4)
         days = np.where(severe, 0, np.where(moderate, rng.integers(0, 2, n), rng.integers(2, 4, n)))
         days = np.where(case, days, rng.integers(4, 8, n))
-        recovered = case & treated & (progress >= 0.99)
-        days = np.where(recovered, np.maximum(days, 4), days)
         months = np.where(case, np.round(6 + rng.lognormal(np.log(24), 0.8, n), 1), 0.0)
         impairment = case & (rng.random(n) < 0.9)
         distress = case & ((rng.random(n) < 0.8) | ~impairment)
+        # at the last visit, a share treatment_recovery of the treated cases go out again
+        recovered = np.zeros(n, dtype=bool)
+        if self.config.visits > 1:
+            recovered = (case & treated & (progress >= 0.99)
+                         & (rng.random(n) < self.config.treatment_recovery))
+        days = np.where(recovered, np.maximum(days, 4), days)
         frame = pd.DataFrame({
             "id": ids, "days_out_per_week": days,
             "rarely_leaves_room": np.where(severe & ~recovered, "yes", "no"),
@@ -288,6 +387,102 @@ class SyntheticStudy:
         all_vals = np.concatenate([qc_vals, values])[order]
         all_below = np.concatenate([qc_vals < self.lod, below])[order]
         return all_samples, all_vals, all_below
+
+    # -- visits and interventions -------------------------------------------------
+    @property
+    def visit_interval_days(self) -> int:
+        """Days between two visits of a participant (30 per ``visit_interval_months``)."""
+        return 30 * self.config.visit_interval_months
+
+    def _dates(self) -> tuple[np.ndarray, np.random.Generator]:
+        rng = np.random.default_rng(self._dates_seed)
+        start = np.datetime64(self.config.study_start, "D")
+        first = start + rng.integers(0, 365, size=self.config.n_participants).astype("timedelta64[D]")
+        return first, rng
+
+    def visit_dates(self) -> pd.DataFrame:
+        """``id, visit, date`` (ISO) of every participant's visits: visit 1 on a seeded day
+        within a year from ``study_start``, then every :attr:`visit_interval_days` days."""
+        c = self.config
+        first, _ = self._dates()
+        step = (np.arange(c.visits) * self.visit_interval_days).astype("timedelta64[D]")
+        dates = (first[:, None] + step[None, :]).ravel()
+        return pd.DataFrame({"id": np.repeat(self.participants["id"].to_numpy(), c.visits),
+                             "visit": np.tile(np.arange(1, c.visits + 1), c.n_participants),
+                             "date": np.datetime_as_string(dates, unit="D")})
+
+    def interventions(self) -> pd.DataFrame:
+        """One intervention per treated case: ``participant, kind, start, end, detail``.
+
+        ``kind`` is a seeded choice of :data:`INTERVENTION_KINDS`; ``start`` falls strictly
+        between the participant's visit 1 and visit 2; ``end`` is empty (ongoing, half of
+        them) or 1-180 days after the last visit. Empty without follow-up or treated cases.
+        """
+        c = self.config
+        columns = ["participant", "kind", "start", "end", "detail"]
+        treated = np.flatnonzero(self.participants["treated"].to_numpy())
+        if c.visits < 2 or treated.size == 0:
+            return pd.DataFrame(columns=columns)
+        first, rng = self._dates()
+        kinds = list(INTERVENTION_KINDS)
+        kind = np.array(kinds)[rng.integers(0, len(kinds), size=treated.size)]
+        gap = self.visit_interval_days
+        start = first[treated] + rng.integers(1, gap, size=treated.size).astype("timedelta64[D]")
+        last = first[treated] + np.timedelta64((c.visits - 1) * gap, "D")
+        ongoing = rng.random(treated.size) < 0.5
+        end = last + rng.integers(1, 181, size=treated.size).astype("timedelta64[D]")
+        return pd.DataFrame({
+            "participant": self.participants["id"].to_numpy()[treated],
+            "kind": kind,
+            "start": np.datetime_as_string(start, unit="D"),
+            "end": np.where(ongoing, "", np.datetime_as_string(end, unit="D")),
+            "detail": [INTERVENTION_KINDS[k] for k in kind],
+        }, columns=columns)
+
+    def treatment_truth(self) -> dict[str, Any]:
+        """The ``treatment`` entry of ``truth.json``: who was treated, by how much the planted
+        differences shrink, and the within-person variation with its sources."""
+        c, p = self.config, self.participants
+        ids = self.panel["id"].tolist()
+        treated = p.loc[p["treated"].to_numpy(), "id"].tolist()
+        gap = c.case_severity_mean - c.control_severity_mean
+        follow_up = c.visits > 1
+        return {
+            "treated_share": c.treated_share,
+            "treatment_effect": c.treatment_effect,
+            "n_treated": len(treated),
+            "treated": treated,
+            "population": "cases (controls are never treated)",
+            "visits": list(range(1, c.visits + 1)),
+            "intervention_starts": "between visit 1 and visit 2" if follow_up else None,
+            "share_removed_by_visit": {
+                str(v): (c.treatment_effect * (v - 1) / (c.visits - 1) if follow_up else 0.0)
+                for v in range(1, c.visits + 1)},
+            "blood": "each planted case effect (log_shift in effects) is multiplied by "
+                     "1 - share_removed_by_visit in treated cases; subtype differences stay",
+            "severity": {
+                "instrument": c.severity_instrument,
+                "case_control_difference": gap,
+                "drop_by_last_visit": c.treatment_effect * gap if follow_up else 0.0,
+                "rule": "treated cases' total lowered by share_removed_by_visit x "
+                        "(case_severity_mean - control_severity_mean), then rounded and "
+                        "clipped to 0-100"},
+            "visit_dates": (f"visit 1 on a seeded day within 365 days from {c.study_start}, then "
+                            f"every {self.visit_interval_days} days") if follow_up else None,
+            "interventions_file": "interventions.csv" if len(treated) and follow_up else None,
+            "within_person": {
+                "blood_rule": "within_log_sd = log_sd * sqrt(1 - participant_icc) on the natural-"
+                              "log scale; total SD log_sd unchanged" if follow_up
+                              else "single visit: no within-person variation",
+                "participant_icc": c.participant_icc if follow_up else None,
+                "within_log_sd": {a: round(float(sd), 6) for a, sd in
+                                  zip(ids, self.within_log_sd, strict=True)},
+                "median_within_log_sd": float(np.median(self.within_log_sd)),
+                "severity_retest_icc": c.severity_retest_icc if follow_up else None,
+                "severity_within_sd": self.sev_within_sd,
+                "sources": WITHIN_PERSON_SOURCES,
+            },
+        }
 
     # -- truth -----------------------------------------------------------------
     def truth(self) -> dict[str, Any]:
@@ -338,4 +533,5 @@ class SyntheticStudy:
             "null_analytes": [ids[j] for j in range(len(ids)) if j not in planted],
             "limits_of_detection": {ids[j]: float(self.lod[j]) for j in np.flatnonzero(self.lod)},
             "analytes": p.drop(columns=["source"]).to_dict("records"),
+            "treatment": self.treatment_truth(),
         }

@@ -1,4 +1,4 @@
-"""Clinic pages: participants, visits, questionnaires, criteria and the timeline."""
+"""Clinic pages: participants, visits, questionnaires, criteria, interventions and the timeline."""
 
 from __future__ import annotations
 
@@ -12,8 +12,16 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from hikisig.cohort import schema
+from hikisig.cohort.interventions import (
+    KIND_LABELS,
+    InterventionError,
+    add_intervention,
+    end_intervention,
+    intervention_dict,
+    participant_interventions,
+)
 from hikisig.web.context import Ctx, RowId, VisitNo, current, require, writing
-from hikisig.web.plots import history_plot
+from hikisig.web.plots import history_plot, interventions_plot
 from hikisig.web.predictions import latest_predictions
 from hikisig.web.render import page, see_other
 from hikisig.web.services import (
@@ -100,16 +108,29 @@ async def new_participant(request: Request, ctx: Clinician) -> Response:
 
 @router.get("/participants/{pid}", response_class=HTMLResponse)
 def participant_page(request: Request, pid: RowId, ctx: Reader) -> Response:
+    return _participant_view(request, ctx, pid)
+
+
+def _participant_view(request: Request, ctx: Ctx, pid: int, *, status_code: int = 200,
+                      intervention_error: str | None = None,
+                      values: dict[str, str] | None = None) -> Response:
+    """The participant page (audited as a view); with an error of the intervention forms when given."""
     with writing(request) as s:
         f = load_participant(s, ctx, pid)
         tl = timeline(s, f)
+        ivs = [intervention_dict(iv) for iv in participant_interventions(s, f.participant.id)]
         audit(s, ctx, "view", "participant", pid, study=f.study, site=f.site)
-    plots = {inst: history_plot(inst, points) for inst, points in tl["history"].items()}
+    today = dt.date.today()
+    plots = {inst: history_plot(inst, points, ivs, today) for inst, points in tl["history"].items()}
+    if ivs and not plots:
+        plots = {"interventions": interventions_plot(ivs, today)}
     preds = latest_predictions(request, f)
     from hikisig.assess.definition import instrument_ids
 
-    return page(request, "participant.html", ctx, tl=tl, p=tl["participant"], plots=plots,
-                predictions=preds, instruments=instrument_ids())
+    return page(request, "participant.html", ctx, status_code=status_code, tl=tl, p=tl["participant"],
+                plots=plots, predictions=preds, instruments=instrument_ids(), interventions=ivs,
+                kind_labels=KIND_LABELS, intervention_error=intervention_error, values=values or {},
+                today=today.isoformat())
 
 
 @router.post("/participants/{pid}/visits")
@@ -212,3 +233,49 @@ async def criteria_save(request: Request, pid: RowId, vi: VisitNo, ctx: Clinicia
         return page(request, "criteria.html", ctx, status_code=422, p={"id": pid, "code": f.participant.code},
                     visit=vi, values=given, errors=errors, result=None, saved=False, readonly=False)
     return see_other(f"/participants/{pid}/visits/{vi}/criteria?saved=1")
+
+
+@router.post("/participants/{pid}/interventions", response_class=HTMLResponse)
+async def new_intervention(request: Request, pid: RowId, ctx: Clinician) -> Response:
+    form = await request.form()
+    values = {"kind": str(form.get("kind", ""))[:40].strip(),
+              "start": str(form.get("start", ""))[:20].strip(),
+              "detail": str(form.get("detail", ""))[:2000].strip()}
+
+    def add() -> None:
+        with writing(request) as s:
+            f = load_participant(s, ctx, pid, write=True)
+            rec = add_intervention(s, f.participant, values["kind"], values["start"],
+                                   values["detail"] or None)
+            audit(s, ctx, "create", "intervention", rec.id, study=f.study, site=f.site,
+                  after=intervention_dict(rec))
+
+    try:
+        await run_in_threadpool(add)
+    except InterventionError as exc:
+        return _participant_view(request, ctx, pid, status_code=422, intervention_error=str(exc),
+                                 values=values)
+    return see_other(f"/participants/{pid}#interventions")
+
+
+@router.post("/participants/{pid}/interventions/{iid}/end", response_class=HTMLResponse)
+async def finish_intervention(request: Request, pid: RowId, iid: RowId, ctx: Clinician) -> Response:
+    form = await request.form()
+    end = str(form.get("end", ""))[:20].strip()
+
+    def finish() -> None:
+        with writing(request) as s:
+            f = load_participant(s, ctx, pid, write=True)
+            rec = s.get(schema.Intervention, iid)
+            if rec is None or rec.participant_id != f.participant.id:
+                raise HTTPException(404, "no such intervention")
+            before = intervention_dict(rec)
+            end_intervention(s, iid, end)
+            audit(s, ctx, "update", "intervention", iid, study=f.study, site=f.site, before=before,
+                  after=intervention_dict(rec))
+
+    try:
+        await run_in_threadpool(finish)
+    except InterventionError as exc:
+        return _participant_view(request, ctx, pid, status_code=422, intervention_error=str(exc))
+    return see_other(f"/participants/{pid}#interventions")
