@@ -138,3 +138,22 @@ def test_too_few_followed_participants_is_a_reason(tmp_path: Path) -> None:
     assert "at least 5 case and 5 control participants" in results.skipped["followup"]
     html = (folder / "out" / "report.html").read_text(encoding="utf-8")
     assert "The follow-up was not run: the cross-fitted scores need at least 5" in html
+
+
+def test_test_retest_set_sets_the_thresholds(tmp_path: Path) -> None:
+    folder = _study(tmp_path, 0.8, seed=5, n_cases=30, n_controls=30)
+    arms_file = pd.read_csv(folder / "syn" / "participants.csv", dtype=str)
+    retest = arms_file.loc[arms_file["group"] == "control", ["id"]].rename(
+        columns={"id": "participant"}).head(20)
+    retest.to_csv(folder / "retest.csv", index=False)
+    config = StudyConfig.model_validate({
+        "source": {"db": str(folder / "s.db")}, **ONLY_FOLLOWUP,
+        "followup": {"n_estimators": 50, "test_retest": str(folder / "retest.csv"),
+                     "mixed_model": False}})
+    fu = hikisig.run(config, out=folder / "out").followup
+    assert fu is not None and fu.reference == "the repeat visits of the 20 test-retest participants"
+    assert fu.lmm is None
+    # the arms stay the true ones; the thresholds come from the 20 controls only
+    assert set(fu.change["arm"]) == {"treated", "untreated", "control"}
+    pooled = fu.thresholds[fu.thresholds["stratum"] == "all"]
+    assert (pooled["n_people"] <= 20).all() and (pooled["n_people"] > 0).any()
