@@ -64,7 +64,7 @@ def test_not_initialised_exit_2(tmp_path):
     ["assess", "criteria"], ["assess", "psychometrics"], ["assess", "rescore"],
     ["assess", "questionnaire"], ["synth"], ["stats"], ["import"], ["assess"],
     ["model", "discriminate"], ["model", "severity"], ["model", "stratify"], ["model", "signature"],
-    ["predict"], ["model"], ["power"]])
+    ["predict"], ["model"], ["power"], ["meta"], ["compare"]])
 def test_every_command_has_help_with_example(cmd, tmp_path):
     r = run(*cmd, "--help", db=tmp_path / "x.db")
     assert "Example: hikisig" in r.stdout

@@ -75,6 +75,8 @@ Repeated = Literal["first", "mean", "all"]
 Drift = Literal["none", "loess"]
 Normalise = Literal["none", "pqn", "total", "median"]
 Arm = Literal["treated", "untreated", "control"]
+Harmonise = Literal["none", "combat"]
+CvScheme = Literal["stratified", "leave-site-out"]
 MwuMethod = Literal["asymptotic", "exact"]
 
 #: Two-group tests of the case-control statistics.
@@ -148,6 +150,9 @@ class Design(_Section):
     repeated: Repeated = _f("first", "participants with several samples: statistics and "
                             "stratification take the first (by visit), the mean, or all samples")
     severity: str | None = _f("hq25", "instrument (store) or column (file) used as severity")
+    site: str | None = _f(None, "site column: a categorical covariate of the linear model, the "
+                          "batch of ComBat and the unit of leave-site-out validation "
+                          "(default: none)", example="site")
     matrix: str = _f("blood", "what was measured (blood, serum, plasma, urine, ...): titles the "
                      "report")
     instruments: list[str] = _f(["hq25", "phq9", "k6", "ucla3"], "questionnaires summarised in "
@@ -172,6 +177,9 @@ class Preprocessing(_Section):
                                   "this share", example=0.3, gt=0, le=10)
     drift: Drift = _f("none", "or loess: QC-based drift correction within batch")
     normalise: Normalise = _f("none", "or pqn, total, median: sample normalisation")
+    harmonise: Harmonise = _f("none", "or combat: remove site (design.site) location and scale "
+                              "differences by empirical Bayes, keeping the biological "
+                              "covariates; fitted inside training folds in models")
 
 
 class StatsSection(_Section):
@@ -189,6 +197,8 @@ class DiscriminateSection(_Section):
     model: Model = _f("rf", "rf, logistic, plsda")
     cv_folds: int = _f(5, "folds of stratified cross-validation", ge=2, le=20)
     cv_repeats: int = _f(5, "repeats of the cross-validation", ge=1, le=50)
+    cv: CvScheme = _f("stratified", "or leave-site-out: one fold per site (design.site), the "
+                      "test of transportability")
     permutations: int = _f(1000, "label permutations for the AUC p-value", ge=0, le=10000)
     permutation_scheme: PermutationScheme = _f("oof", "oof (fast) or refit (slow, rigorous)")
     n_estimators: int = _f(200, "trees of the random forest", ge=10, le=2000)
@@ -208,6 +218,7 @@ class SeveritySection(_Section):
     max_components: int = _f(5, "largest number of PLS components tried", ge=1, le=20)
     cv_folds: int = _f(7, "folds of the cross-validation", ge=2, le=20)
     cv_repeats: int = _f(5, "repeats of the cross-validation", ge=1, le=50)
+    cv: CvScheme = _f("stratified", "or leave-site-out: one fold per site (design.site)")
     permutations: int = _f(200, "permutations of the Q2 test", ge=0, le=10000)
 
 
@@ -237,6 +248,13 @@ class FollowupSection(_Section):
                                  example="test_retest.csv")
     markers: int = _f(5, "derived markers and analytes drawn as trajectories", ge=0, le=50)
     mixed_model: bool = _f(True, "fit log2(value) ~ visit * arm + (1 | participant) per analyte")
+
+
+class CompareSection(_Section):
+    """Replication of a published signature (:mod:`hikisig.analysis.compare`)."""
+
+    reference: str | None = _f(None, "published findings to compare with (e.g. setoyama2021); "
+                               "default: no comparison", example="setoyama2021")
 
 
 class Screening(_Section):
@@ -270,6 +288,7 @@ class StudyConfig(_Section):
     severity: SeveritySection = Field(default_factory=SeveritySection)
     stratify: StratifySection = Field(default_factory=StratifySection)
     followup: FollowupSection = Field(default_factory=FollowupSection)
+    compare: CompareSection = Field(default_factory=CompareSection)
     screening: Screening = Field(default_factory=Screening)
     run: RunSection = Field(default_factory=RunSection)
 

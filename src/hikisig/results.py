@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from hikisig.analysis.compare import CompareResult
 from hikisig.analysis.quality import QCSummary
 from hikisig.analysis.repeated import RepeatSummary
 from hikisig.config import DEFAULT_PREVALENCE, StudyConfig
@@ -59,6 +60,8 @@ class RunMethods:
         The stratifying (sex) column; None when the statistics were not stratified.
     covariates : list of str
         Covariates of the linear model.
+    site : str or None
+        The site column, a categorical covariate of the linear model (``design.site``).
     severity : str or None
         Severity score correlated with each analyte within cases.
     correction : str
@@ -81,6 +84,7 @@ class RunMethods:
     mwu_method: str = "asymptotic"
     by: str | None = None
     covariates: list[str] = field(default_factory=list)
+    site: str | None = None
     severity: str | None = None
     correction: str = ("Benjamini-Hochberg false discovery rate (q values) and Holm "
                        "(p_holm), within each stratum and test")
@@ -206,6 +210,8 @@ class RunResults:
     stats : DataFrame or None
         The tidy table of :func:`hikisig.case_control`.
     cohort : CohortSummary or None
+    site_counts : DataFrame or None
+        Cases and controls per site (:func:`hikisig.stats.describe.site_counts`), with a site column.
     detectability : DataFrame or None
         What a study of this size can detect, per stratum
         (:func:`hikisig.stats.power.cohort_detectability`; ``detectability.csv``).
@@ -226,6 +232,8 @@ class RunResults:
         each case's cluster (for the heat map and profiles).
     followup : FollowupResults or None
         The follow-up (data with more than one visit).
+    compare : CompareResult or None
+        The statistics compared with a published signature (``[compare] reference``).
     consensus : DataFrame or None
         Consensus signature across the models.
     skipped : dict
@@ -262,6 +270,7 @@ class RunResults:
     marker_formulas: pd.DataFrame = field(default_factory=pd.DataFrame)
     stats: pd.DataFrame | None = None
     cohort: CohortSummary | None = None
+    site_counts: pd.DataFrame | None = None
     detectability: pd.DataFrame | None = None
     missing_by_analyte: pd.Series | None = None
     missing_by_sample: pd.Series | None = None
@@ -276,6 +285,7 @@ class RunResults:
     cluster_of: pd.Series | None = None
     consensus: pd.DataFrame | None = None
     followup: FollowupResults | None = None
+    compare: CompareResult | None = None
     skipped: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     methods: RunMethods = field(default_factory=RunMethods)

@@ -62,6 +62,10 @@ class ResolvedDesign:
         Severity score column.
     participant : str or None
         Participant column (several samples of a participant stay together).
+    site : str or None
+        Site column (``design.site``): the unit of leave-site-out validation, the batch
+        of ComBat, and a categorical covariate of the statistics' linear model
+        (:func:`hikisig.analysis.statistics.study_statistics`).
     """
 
     group: str
@@ -71,11 +75,13 @@ class ResolvedDesign:
     covariates: list[str] = field(default_factory=list)
     severity: str | None = None
     participant: str | None = None
+    site: str | None = None
 
     @property
     def columns(self) -> list[str]:
         """Every column the design uses."""
-        cols = [self.group, self.sex, *self.covariates, self.severity, self.participant]
+        cols = [self.group, self.sex, *self.covariates, self.severity, self.participant,
+                self.site]
         return list(dict.fromkeys(c for c in cols if c))
 
 
@@ -87,7 +93,8 @@ def resolve_design(data: Dataset, design: Design) -> ResolvedDesign:
     """Find the design's columns in the data.
 
     The group column and the sex column must exist (set ``sex`` to ``""`` for no sex
-    strata), and so must every other column the design names, except the default names of
+    strata), and so must every other column the design names (a named ``site`` too),
+    except the default names of
     ``covariates`` (``age``), ``severity`` (``hq25``) and ``participant`` (``participant``):
     those are used where the data have them, whether the config states them or not (a
     config written by ``hikisig config init`` lists every default).
@@ -121,6 +128,7 @@ def resolve_design(data: Dataset, design: Design) -> ResolvedDesign:
     covs = [need(c, c not in defaults.covariates) for c in design.covariates]
     severity = need(design.severity, design.severity != defaults.severity)
     participant = need(design.participant, design.participant != defaults.participant)
+    site = need(design.site, True)
     if missing:
         cols = [str(c) for c in data.obs.columns]
         shown = ", ".join(cols[:12]) + (", ..." if len(cols) > 12 else "")
@@ -131,7 +139,7 @@ def resolve_design(data: Dataset, design: Design) -> ResolvedDesign:
         raise HikisigError("the design needs a group column")
     return ResolvedDesign(group, design.case, design.control, sex,
                           [c for c in covs if c is not None and c != group and c != sex],
-                          severity, participant)
+                          severity, participant, site)
 
 
 def case_mask(labels: pd.Series, case: Any, control: Any | None, *, column: str,

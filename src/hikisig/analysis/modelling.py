@@ -84,6 +84,38 @@ def _groups(data: Dataset | pd.DataFrame, keep: np.ndarray, participant: Any) ->
     return g.to_numpy() if g.duplicated().any() else None
 
 
+def _sites(data: Dataset | pd.DataFrame, keep: np.ndarray | None, site: Any, *,
+           needed: str | None = None) -> np.ndarray | None:
+    """Each kept sample's site (text) from a column name of a Dataset or values aligned by
+    index; None without ``site``. ``needed`` names what requires it (an error without it)."""
+    if site is None:
+        if needed:
+            raise HikisigError(f"{needed} needs a site column (design.site, --site-column, "
+                               "site=)")
+        return None
+    if isinstance(site, str):
+        if not isinstance(data, Dataset):
+            raise HikisigError(f"site={site!r} names a column: pass a Dataset, or the sites")
+        values = data.column(site)
+    else:
+        values = pd.Series(aligned(site, _matrix(data).index, "site"), index=_matrix(data).index)
+    values = values if keep is None else values[keep]
+    empty = values.isna() | (values.astype(str).str.strip() == "")
+    if empty.any():
+        raise HikisigError(f"{int(empty.sum())} sample(s) have no site"
+                           + (f" in column {site!r}" if isinstance(site, str) else "")
+                           + ": give every sample a site")
+    return values.astype(str).to_numpy(dtype=object)
+
+
+def _site_needed(cv: str, harmonise: str) -> str | None:
+    if cv == "leave-site-out":
+        return "leave-site-out validation"
+    if harmonise == "combat":
+        return "ComBat harmonisation (preprocessing.harmonise = \"combat\")"
+    return None
+
+
 def discriminate(
     data: Dataset | pd.DataFrame, case: Any = None, *, group: Any = None, control: Any = None,
     participant: Any = None, model: str = _D.model, cv_folds: int = _D.cv_folds,
@@ -92,7 +124,7 @@ def discriminate(
     test_size: float | None = _D.test_size, inner_cv: bool = _D.inner_cv,
     recalibrate: bool = _D.recalibrate, sensitivity_target: float = _D.sensitivity_target,
     prevalence: float = _PREVALENCE, seed: int = _SEED, engine: Engine | str | None = None,
-    log: bool = True,
+    log: bool = True, site: Any = None, cv: str = _D.cv, harmonise: str = "none",
 ) -> DiscriminationResult:
     """Case vs control classifier validated by repeated (participant-aware) cross-validation.
 
@@ -114,6 +146,14 @@ def discriminate(
     inner_cv, recalibrate, sensitivity_target, prevalence, seed, engine
         As :func:`hikisig.models.discriminate.discriminate`; defaults from
         :class:`hikisig.config.DiscriminateSection`.
+    site : str or array, optional
+        Site of each sample (a column name of a Dataset, or values aligned by index).
+    cv : {"stratified", "leave-site-out"}
+        ``"leave-site-out"``: one fold per site, the test of transportability (needs
+        ``site`` and at least 2 sites; ``per_site`` table).
+    harmonise : {"none", "combat"}
+        ComBat inside each training fold (needs ``site``); the model then needs the site
+        to predict.
 
     Returns
     -------
@@ -137,13 +177,17 @@ def discriminate(
     keep = is_case.notna().to_numpy()
     X = _matrix(data)[keep]
     y = np.where(is_case[keep].astype(bool).to_numpy(), case_label, control_label).astype(object)
+    sites = _sites(data, keep, site, needed=_site_needed(cv, harmonise))
     res = _discriminate.discriminate(
         X, y, case=case_label, groups=_groups(data, keep, participant), ids=X.index, model=model,
         cv_folds=cv_folds, cv_repeats=cv_repeats, permutations=permutations,
         permutation_scheme=permutation_scheme, prevalence=prevalence,
         sensitivity_target=sensitivity_target, test_size=test_size, inner_cv=inner_cv,
-        recalibrate=recalibrate, n_estimators=n_estimators, seed=seed, engine=engine, log=log)
+        recalibrate=recalibrate, n_estimators=n_estimators, seed=seed, engine=engine, log=log,
+        sites=sites, cv=cv, harmonise=harmonise)
     _describe(res, data, keep, participant)
+    if isinstance(site, str):
+        res.params["site_column"] = site
     return res
 
 
@@ -153,7 +197,7 @@ def severity(
     scaling: str = _SV.scaling, max_components: int = _SV.max_components,
     cv_folds: int = _SV.cv_folds, cv_repeats: int = _SV.cv_repeats,
     permutations: int = _SV.permutations, seed: int = _SEED, engine: Engine | str | None = None,
-    log: bool = True,
+    log: bool = True, site: Any = None, cv: str = _SV.cv, harmonise: str = "none",
 ) -> SeverityResult:
     """PLS regression of a severity score on the analytes, validated by repeated CV.
 
@@ -174,6 +218,9 @@ def severity(
         :class:`hikisig.config.SeveritySection`.
     log : bool
         ``False`` for values on an additive scale (no log).
+    site, cv, harmonise
+        As :func:`discriminate`: leave-site-out validation (``per_site``: n, Q2, RMSE of
+        each site) and ComBat inside the training folds.
 
     Returns
     -------
@@ -214,12 +261,15 @@ def severity(
                             f"value{among}: the severity model needs at least {MIN_SEVERITY}",
                             "severity")
     X = _matrix(data)[keep]
+    sites = _sites(data, keep, site, needed=_site_needed(cv, harmonise))
     res = _severity.severity(X, y[keep].to_numpy(dtype=float), groups=_groups(data, keep, participant),
                              ids=X.index, scaling=scaling, max_components=max_components,
                              cv_folds=cv_folds, cv_repeats=cv_repeats, permutations=permutations,
                              seed=seed, engine=_engine(engine), target=None if name is None else str(name),
-                             log=log)
+                             log=log, sites=sites, cv=cv, harmonise=harmonise)
     _describe(res, data, keep, participant)
+    if isinstance(site, str):
+        res.params["site_column"] = site
     return res
 
 
@@ -295,7 +345,7 @@ def load_model(path: str | Path) -> ModelResult:
 
 
 def predict(model: ModelResult | str | Path, data: Dataset | pd.DataFrame, *,
-            participant: Any = None) -> pd.DataFrame:
+            participant: Any = None, site: Any = None) -> pd.DataFrame:
     """Apply a model (a fresh result or a saved folder) to new samples.
 
     Derived markers the model needs are computed from the data when missing; with a
@@ -312,7 +362,8 @@ def predict(model: ModelResult | str | Path, data: Dataset | pd.DataFrame, *,
         keyed-hash comparison, no code is stored with the model), ``out_of_range`` and
         ``warning``. ``participant`` (a column name of a Dataset, or values aligned to the
         data) names each sample's participant; without it the sample id is also compared
-        with the training participants.
+        with the training participants. ``site`` (a column name of a Dataset, or values
+        aligned to the data) is needed by a model that harmonises sites with ComBat.
 
     Examples
     --------
@@ -339,4 +390,10 @@ def predict(model: ModelResult | str | Path, data: Dataset | pd.DataFrame, *,
         participants = data.column(participant).astype(str).to_numpy()
     elif participant is not None:
         participants = np.asarray(aligned(participant, X.index, "participant"), dtype=object)
-    return _predict.predict(result, X, units=units, participants=participants)
+    sites = None
+    if getattr(result, "harmonise", "none") == "combat":
+        if site is None:
+            raise HikisigError("this model harmonises sites (ComBat): give each sample's site "
+                               "(--site-column, site=)")
+        sites = _sites(data, None, site)
+    return _predict.predict(result, X, units=units, participants=participants, sites=sites)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -12,12 +12,15 @@ from hikisig.analysis.design import MIN_PER_GROUP_STATS, case_mask, numeric_colu
 from hikisig.cohort.dataset import Dataset
 from hikisig.config import StatsSection
 from hikisig.engine import Engine
-from hikisig.errors import HikisigError
+from hikisig.errors import HikisigError, InputError, Problem
 from hikisig.prep.markers import derived_markers
 from hikisig.stats.casecontrol import aligned
 from hikisig.stats.casecontrol import case_control as _kernel
 
-__all__ = ["case_control", "group_mask"]
+__all__ = ["case_control", "group_mask", "site_column", "study_statistics"]
+
+if TYPE_CHECKING:
+    from hikisig.analysis.study import StudyData
 
 _S = StatsSection()
 
@@ -58,6 +61,16 @@ def _values(data: Dataset | pd.DataFrame, which: Any, what: str) -> Any:
     return which
 
 
+def _covariate(data: Dataset, name: str) -> pd.Series:
+    """A covariate column: numbers, or text when no value is a number (categorical);
+    numbers mixed with text are an error (``numeric_column``'s message)."""
+    col = data.column(name)
+    filled = col.notna() & (col.astype(str).str.strip() != "")
+    if filled.any() and pd.to_numeric(col[filled], errors="coerce").isna().all():
+        return col.astype(object).where(filled, None)
+    return numeric_column(data, name)
+
+
 def case_control(
     data: Dataset | pd.DataFrame,
     case: Any = None,
@@ -66,6 +79,7 @@ def case_control(
     control: Any = None,
     by: Any = None,
     covariates: Sequence[str] | pd.DataFrame | None = (),
+    site: Any = None,
     severity: Any = None,
     tests: Sequence[str] = tuple(_S.tests),
     mwu_method: str = _S.mwu_method,
@@ -98,7 +112,14 @@ def case_control(
         the linear model ``log2(value) ~ group * by + covariates`` gives the group effect
         in each level and the interaction.
     covariates : sequence of str, or DataFrame
-        Numeric covariates of the linear model.
+        Covariates of the linear model. A numeric column enters as it is; a text column
+        (no value is a number) is categorical, treatment-coded like ``site``, with a
+        note (:class:`hikisig.stats.casecontrol.CategoricalCovariateWarning`); a column of
+        numbers with some text is an error naming the values that are not numbers.
+    site : str or array, optional
+        The site column (or labels): a categorical covariate of the linear model, entered
+        as treatment-coded dummies with the first level (sorted as text) as reference; the
+        method reads ``... + covariates + site``. See :func:`hikisig.stats.case_control`.
     severity : str or array, optional
         Severity score: Pearson and Spearman correlations within cases.
     tests : sequence of {"welch", "student", "mwu"}
@@ -141,7 +162,9 @@ def case_control(
     if isinstance(covariates, pd.DataFrame) or not covariates:
         cov = covariates if isinstance(covariates, pd.DataFrame) else None
     elif isinstance(data, Dataset):
-        cov = pd.DataFrame({c: numeric_column(data, c) for c in covariates}, index=data.X.index)
+        names = [c for c in covariates if not (isinstance(site, str) and c == site)]
+        cov = (pd.DataFrame({c: _covariate(data, c) for c in names}, index=data.X.index)
+               if names else None)
     else:
         raise HikisigError("covariates of a DataFrame are a DataFrame of values (aligned by index)")
     sev = (numeric_column(data, severity) if isinstance(severity, str) and isinstance(data, Dataset)
@@ -152,9 +175,46 @@ def case_control(
         values, notes = derived_markers(X)
         X = X.join(values)
         formulas = notes["formula"].to_dict() if len(notes) else {}
-    table = _kernel(X, is_case, by=_values(data, by, "by"), covariates=cov, severity=sev,
+    table = _kernel(X, is_case, by=_values(data, by, "by"), covariates=cov,
+                    site=_values(data, site, "site"), severity=sev,
                     tests=tests, mwu_method=mwu_method, ci=ci, block_cells=block_cells,
                     n_jobs=n_jobs, quantiles=quantiles, engine=engine, additive=additive)
     if isinstance(data, Dataset):
         table["formula"] = table["analyte"].map(formulas).fillna("")
     return table
+
+
+def site_column(study: StudyData, site: str | None = None) -> str | None:
+    """The site column of a study (``obs`` name): the resolved design's ``site`` when it has
+    one, else ``site`` (``design.site``) found in the data; None without a site.
+
+    Raises
+    ------
+    InputError
+        A site column is named but the data do not have it.
+    """
+    resolved = getattr(study.design, "site", None)
+    if resolved:
+        return str(resolved)
+    if site is None or site.strip() == "" or site.casefold() == "none":
+        return None
+    ds = study.stats_data
+    found = ds.column_name(site)
+    if found is None:
+        cols = [str(c) for c in ds.obs.columns]
+        shown = ", ".join(cols[:12]) + (", ..." if len(cols) > 12 else "")
+        raise InputError([Problem(ds.source or f"study {ds.study!r}",
+                                  f"no site column {site!r} (columns: {shown})", column=site)])
+    return found
+
+
+def study_statistics(study: StudyData, section: StatsSection | None = None, *,
+                     site: str | None = None, markers: bool = True, quantiles: bool = True,
+                     block_cells: int = 4_000_000, engine: Engine | str | None = None
+                     ) -> pd.DataFrame:
+    """The case-control table of a loaded study (:meth:`StudyData.statistics`), with the
+    site column (``design.site``, see :func:`site_column`) as a categorical covariate of
+    the linear model. ``hikisig stats`` and ``hikisig run`` both call this, so their tables
+    are the same."""
+    return study.statistics(section, site=site, markers=markers, quantiles=quantiles,
+                            block_cells=block_cells, engine=engine)

@@ -25,7 +25,7 @@ from hikisig.analysis.design import (
 from hikisig.analysis.modelling import discriminate, severity, stratify
 from hikisig.analysis.quality import QCSummary, apply_quality_control, sample_types
 from hikisig.analysis.repeated import RepeatSummary, one_per_participant
-from hikisig.analysis.statistics import case_control
+from hikisig.analysis.statistics import case_control, site_column
 from hikisig.cohort.dataset import Dataset
 from hikisig.cohort.tables import read_table
 from hikisig.config import (
@@ -102,6 +102,13 @@ class StudyData:
     mapping : DataFrame or None
         How every analyte column of the source matched the catalog (before any filter):
         ``analyte_mapping.csv``.
+    steps : list of str
+        Preprocessing steps applied to the data, in words (e.g. the ComBat harmonisation
+        of the statistics' data).
+
+    With ``preprocessing.harmonise = "combat"`` ``per_participant`` (the statistics and the
+    stratification) holds the ComBat-harmonised values, while ``data`` (the models) keeps
+    the values as measured: the models harmonise inside their training folds.
     """
 
     data: Dataset
@@ -113,6 +120,7 @@ class StudyData:
     repeats: RepeatSummary | None = None
     quality: QCSummary = field(default_factory=QCSummary)
     mapping: pd.DataFrame | None = None
+    steps: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.per_participant is None:
@@ -145,24 +153,26 @@ class StudyData:
         """The samples of the statistics and the stratification."""
         return self.per_participant if self.per_participant is not None else self.data
 
-    def statistics(self, section: StatsSection | None = None, *, markers: bool = True,
-                   quantiles: bool = True, block_cells: int = 4_000_000,
+    def statistics(self, section: StatsSection | None = None, *, site: str | None = None,
+                   markers: bool = True, quantiles: bool = True, block_cells: int = 4_000_000,
                    engine: Engine | str | None = None) -> pd.DataFrame:
         """The case-control table (see :func:`hikisig.case_control`), one sample per
-        participant unless the design says ``repeated = "all"``."""
+        participant unless the design says ``repeated = "all"``; the site column (the
+        design's, or ``site`` when named) is a categorical covariate of the linear model."""
         s = section or StatsSection()
         d = self.design
         return case_control(self.stats_data, group=d.group, case=d.case, control=d.control,
-                            by=d.sex, covariates=d.covariates, severity=d.severity, tests=s.tests,
-                            mwu_method=s.mwu_method, markers=markers and not self.additive,
-                            quantiles=quantiles, block_cells=block_cells, engine=engine,
-                            additive=self.additive)
+                            by=d.sex, covariates=d.covariates, site=site_column(self, site),
+                            severity=d.severity, tests=s.tests, mwu_method=s.mwu_method,
+                            markers=markers and not self.additive, quantiles=quantiles,
+                            block_cells=block_cells, engine=engine, additive=self.additive)
 
     def discriminate(self, section: DiscriminateSection | None = None, *,
                      prevalence: float = Screening().prevalence, seed: int = RunSection().seed,
                      engine: Engine | str | None = None) -> DiscriminationResult:
         """The discrimination model (see :func:`hikisig.discriminate`); all samples, a
-        participant's samples in one fold."""
+        participant's samples in one fold (or one fold per site with ``cv =
+        "leave-site-out"``); ComBat inside the training folds with ``harmonise = "combat"``."""
         c, d = section or DiscriminateSection(), self.design
         return discriminate(self.data, group=d.group, case=d.case, control=d.control,
                             participant=d.participant, model=c.model, cv_folds=c.cv_folds,
@@ -170,7 +180,8 @@ class StudyData:
                             permutation_scheme=c.permutation_scheme, n_estimators=c.n_estimators,
                             test_size=c.test_size, inner_cv=c.inner_cv, recalibrate=c.recalibrate,
                             sensitivity_target=c.sensitivity_target, prevalence=prevalence,
-                            seed=seed, engine=engine, log=not self.additive)
+                            seed=seed, engine=engine, log=not self.additive, site=d.site,
+                            cv=c.cv, harmonise=self.preprocessing.harmonise)
 
     def severity(self, section: SeveritySection | None = None, *, seed: int = RunSection().seed,
                  engine: Engine | str | None = None) -> SeverityResult:
@@ -182,7 +193,8 @@ class StudyData:
                         cases_only=c.cases_only, participant=d.participant, scaling=c.scaling,
                         max_components=c.max_components, cv_folds=c.cv_folds,
                         cv_repeats=c.cv_repeats, permutations=c.permutations, seed=seed,
-                        engine=engine, log=not self.additive)
+                        engine=engine, log=not self.additive, site=d.site, cv=c.cv,
+                        harmonise=self.preprocessing.harmonise)
 
     def stratify(self, section: StratifySection | None = None, *, seed: int = RunSection().seed,
                  engine: Engine | str | None = None) -> StratificationResult:
@@ -201,7 +213,7 @@ def _load(source: Source, design: Design, visit: int | str | None, base: Path | 
         if base is not None and not path.is_absolute():
             path = base / path
         names = [design.group, design.sex, *design.covariates, design.severity, design.participant,
-                 pre.sample_type, pre.batch, pre.order]
+                 design.site, pre.sample_type, pre.batch, pre.order]
         optional = [n for n in dict.fromkeys(names) if n]
         return read_table(path, id_column=source.id_column, meta_columns=meta_columns,
                           na_values=source.na_values, optional_meta_columns=optional,
@@ -318,8 +330,64 @@ def load_study(source: Source, design: Design | None = None,
     sub = study.subset(rows, kept)
     prepared = Dataset(X[kept], sub.obs, sub.var, sub.flags, sub.study, sub.synthetic, sub.source,
                        dict(sub.source_columns))
-    per_participant, repeats = one_per_participant(prepared, resolved.participant, design.repeated)
+    steps: list[str] = []
+    analysed = prepared
+    if pre.harmonise == "combat":
+        analysed, step = _harmonise(prepared, resolved, additive=pre.input_scale == "z")
+        steps.append(step)
+    per_participant, repeats = one_per_participant(analysed, resolved.participant, design.repeated)
     if repeats.repeated:
         warnings.warn(repeats.describe(), RepeatedSamplesWarning, stacklevel=2)
     return StudyData(prepared, resolved, pre, dropped, not_analysed, per_participant, repeats,
-                     quality, ds.analyte_mapping())
+                     quality, ds.analyte_mapping(), steps)
+
+
+def _harmonise(data: Dataset, design: ResolvedDesign, *, additive: bool = False
+               ) -> tuple[Dataset, str]:
+    """ComBat of the statistics' data (:func:`hikisig.prep.combat.combat`) once, on log2
+    values (exp2 back; values <= 0, below detection, are left as they are), with the site as
+    batch and the group (and sex and the numeric covariates, when complete) as covariates
+    whose effects are kept. On an additive scale the values are harmonised as given.
+    Returns the harmonised Dataset and the step in words."""
+    from hikisig.prep.combat import combat
+
+    if design.site is None:
+        raise HikisigError("preprocessing.harmonise = \"combat\" needs the site column "
+                           "(design.site, --site-column)")
+    site = data.column(design.site)
+    if site.isna().any():
+        raise HikisigError(f"{int(site.isna().sum())} sample(s) have no site in column "
+                           f"{design.site!r}: ComBat needs every sample's site")
+    site = site.astype(str)
+    if site.nunique() < 2:
+        raise HikisigError(f"ComBat needs at least 2 sites; column {design.site!r} has 1")
+    cov = pd.DataFrame({"group": data.column(design.group).astype(str)}, index=data.X.index)
+    skipped = []
+    for name in [design.sex, *design.covariates]:
+        if name is None or name == design.site:
+            continue
+        col = data.column(name)
+        if col.isna().any():
+            skipped.append(name)
+            continue
+        num = pd.to_numeric(col, errors="coerce")
+        cov[name] = num.astype(float) if name != design.sex and num.notna().all() else col.astype(str)
+    V = data.X.to_numpy(dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        L = V if additive else np.log2(np.where(V > 0, V, np.nan))
+    try:
+        H = combat(pd.DataFrame(L, index=data.X.index, columns=data.X.columns), site,
+                   covariates=cov).to_numpy(dtype=np.float64)
+    except ValueError as exc:
+        raise HikisigError(f"ComBat harmonisation of the statistics' data failed: {exc}") from exc
+    out = H if additive else np.where(V > 0, np.exp2(H), V)
+    X = pd.DataFrame(out, index=data.X.index, columns=data.X.columns)
+    harmonised = Dataset(X, data.obs, data.var, data.flags, data.study, data.synthetic, data.source,
+                         dict(data.source_columns))
+    step = (f"ComBat harmonisation of {site.nunique()} sites (column {design.site!r}) on "
+            f"{'the values as given' if additive else 'log2 values'}, keeping the effects of "
+            f"{', '.join(cov.columns)}; for the statistics and the stratification (the models "
+            "harmonise inside their training folds)"
+            + (f"; covariates with missing values not kept: {', '.join(skipped)}" if skipped
+               else ""))
+    return harmonised, step

@@ -10,6 +10,8 @@ import sys
 
 from hikisig.cli import assess as _assess  # noqa: F401  (registers commands)
 from hikisig.cli import cohort as _cohort  # noqa: F401  (registers commands)
+from hikisig.cli import compare as _compare  # noqa: F401  (registers commands)
+from hikisig.cli import meta as _meta  # noqa: F401  (registers commands)
 from hikisig.cli import model as _model  # noqa: F401  (registers commands)
 from hikisig.cli import power as _power  # noqa: F401  (registers commands)
 from hikisig.cli import run as _run  # noqa: F401  (registers commands)

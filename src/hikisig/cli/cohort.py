@@ -139,20 +139,42 @@ def import_interventions_cmd(
 @app.command("export")
 def export_cmd(
     ctx: typer.Context,
-    fmt: Annotated[str, typer.Argument(help="anndata|parquet|csv|w4m|fhir")],
-    out_path: Annotated[Path, typer.Argument(metavar="OUT", help="Output file (a folder for w4m).")],
+    fmt: Annotated[str, typer.Argument(help="anndata|parquet|csv|w4m|fhir|summary")],
+    out_path: Annotated[Path, typer.Argument(metavar="OUT",
+                                             help="Output file (a folder for w4m and summary).")],
     layout: Annotated[str, typer.Option(help="Parquet layout: wide or long.")] = "wide",
     instrument: Annotated[str | None, typer.Option(
         "--instrument", "-i", help="With fhir: the questionnaire whose responses to export.")] = None,
+    study_name: Annotated[str | None, typer.Option(
+        "--study", help="With summary: the study to summarise (default: the global --study, else "
+                        "the only study in the store).")] = None,
+    by: Annotated[str, typer.Option(
+        help="With summary: strata beside 'all' (a column, e.g. sex; 'none' for none).")] = "sex",
+    min_n: Annotated[int, typer.Option(
+        min=2, help="With summary: leave out a stratum with fewer participants than this in a "
+                    "group (and an analyte with fewer values).")] = 5,
+    site_column: Annotated[str | None, typer.Option(
+        help="With summary: column naming each participant's site, one file per site (default: "
+             "site when the data have one, else one site named after the study; 'none').")] = None,
+    site_name: Annotated[str | None, typer.Option(
+        help="With summary and no site column: the site's name (default: the study's).")] = None,
 ) -> None:
-    """Export a study: AnnData .h5ad, Parquet (wide or long), wide CSV, W4M three tables, or
-    one questionnaire's responses as a FHIR R4 Bundle of QuestionnaireResponses (fhir).
+    """Export a study: AnnData .h5ad, Parquet (wide or long), wide CSV, W4M three tables,
+    one questionnaire's responses as a FHIR R4 Bundle of QuestionnaireResponses (fhir), or
+    per-site summary statistics for a federated meta-analysis (summary: OUT/summary_<site>.csv
+    and .parquet and OUT/manifest.json; counts, means and SDs of log2 values, Hedges' g and
+    log2 fold change with SEs per analyte and stratum; no participant-level data). Pool the
+    summaries of several sites with hikisig meta.
 
     Example: hikisig --db study.db --study pilot export anndata pilot.h5ad
+    Example: hikisig --db site_a.db export summary site_a --site-name A --by sex --min-n 5
     """
     from hikisig.cohort.dataset import load_dataset
     from hikisig.cohort.exporters import export_dataset
 
+    if fmt == "summary":
+        _export_summary(ctx, out_path, study_name, by, min_n, site_column, site_name)
+        return
     store = open_store(ctx)
     if fmt == "fhir":
         _export_fhir(store, study_for_read(ctx, store), out_path, instrument)
@@ -164,6 +186,49 @@ def export_cmd(
     for p in paths:
         out.print(f"wrote {p}")
     out.print(f"{ds.shape[0]} samples x {ds.shape[1]} analytes")
+
+
+def _export_summary(ctx: typer.Context, out_path: Path, study_name: str | None, by: str,
+                    min_n: int, site_column: str | None, site_name: str | None) -> None:
+    """``export summary``: the study loaded as ``hikisig run`` loads it (default config
+    sections), one row per participant, summarised per site."""
+    from hikisig.analysis.study import load_study
+    from hikisig.analysis.summary import site_summary, write_site_summaries
+    from hikisig.cli.common import err, reported_warnings
+    from hikisig.cli.options import design_from
+    from hikisig.config import Preprocessing, Source
+
+    store = open_store(ctx)
+    study = study_name or study_for_read(ctx, store)
+    design = design_from(sex=by)
+    pre = Preprocessing()
+    with reported_warnings(), progress_bar(ctx) as bar:
+        task = bar.add_task(f"loading {study}", total=3)
+        data = load_study(Source(db=store.url, study=study), design, pre)
+        bar.update(task, completed=1, description="summarising")
+        d = data.design
+        ds = data.stats_data
+        if site_column is None:
+            site = "site" if "site" in ds.obs.columns and ds.obs["site"].notna().any() else None
+        else:
+            site = None if site_column.strip().casefold() in ("", "none") else site_column
+        table, suppressed = site_summary(ds, group=d.group, case=d.case, control=d.control,
+                                         by=d.sex, site=site, min_n=min_n, log=not data.additive,
+                                         participant=None, name=site_name or study)
+        bar.update(task, completed=2, description=f"writing {out_path}")
+        settings = {"design": data.design.__dict__, "preprocessing": pre.model_dump(),
+                    "repeated": data.repeats.rule if data.repeats else "first",
+                    "by": d.sex, "min_n": min_n, "site_column": site, "study": study}
+        paths = write_site_summaries(table, suppressed, out_path, settings=settings)
+        bar.update(task, completed=3)
+    for p in paths:
+        out.print(f"wrote {p}")
+    for r in suppressed.itertuples():
+        err.print(f"note: site {r.site}, stratum {r.stratum}: {r.n_analytes} analyte(s) not written "
+                  f"({r.reason}; {r.n_case} cases, {r.n_control} controls)", markup=False)
+    sites = table["site"].nunique() if len(table) else 0
+    out.print(f"{sites} site(s), {table['analyte'].nunique() if len(table) else 0} analytes, "
+              f"{len(table)} rows; no participant-level data")
 
 
 def _export_interventions(store: Store, study: str, fmt: str, out_path: Path) -> list[Path]:

@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from hikisig.errors import HikisigError
+
 if TYPE_CHECKING:
     import pandas as pd
     from pydantic import BaseModel
@@ -123,3 +125,18 @@ def write_table(frame: pd.DataFrame, out_path: Path | None) -> None:
         tmp.write_text(frame.to_csv(index=False, lineterminator="\n"))
     tmp.replace(out_path)
     err.print(f"wrote {out_path}", markup=False)
+
+
+def read_result_table(path: Path) -> pd.DataFrame:
+    """A results table written by hikisig (CSV, TSV or Parquet), with a one-line error."""
+    import pandas as pd
+
+    if not path.exists():
+        raise HikisigError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, sep=None if path.suffix.lower() in (".tsv", ".txt") else ",",
+                           engine="python")
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise HikisigError(f"{path}: cannot read the table ({str(exc).splitlines()[0]})") from None

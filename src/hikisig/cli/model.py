@@ -66,10 +66,29 @@ ParticipantOpt = Annotated[str | None, typer.Option(
     help="Participant column: a participant's samples stay in one CV fold (default: "
          "participant, where the data have it).")]
 VisitOpt = Annotated[int | None, typer.Option(help="Visit to analyse (store; default: first).")]
+SiteOpt = Annotated[str | None, typer.Option(
+    help="Site column: the unit of --cv leave-site-out and the batch of --harmonise combat.")]
+HarmoniseOpt = Annotated[str, setting(
+    Preprocessing, "harmonise", "none or combat: ComBat of the site (--site-column) on the log "
+    "scale, fitted inside each training fold; the model then needs the site to predict.")]
+
+
+def _preprocessing(max_missing: float, input_scale: str, harmonise: str = _PRE.harmonise
+                   ) -> Preprocessing:
+    """The preprocessing settings of a model command (validated like the config's)."""
+    from pydantic import ValidationError
+
+    pre = preprocessing_from(max_missing, input_scale)
+    try:
+        pre.harmonise = harmonise  # type: ignore[assignment]
+    except ValidationError as exc:
+        raise HikisigError("; ".join(f"--harmonise: {e['msg']}" for e in exc.errors())) from exc
+    return pre
 
 
 def _fit(ctx: typer.Context, file: Path | None, read: tuple[str | None, str | None], design: Design,
-         pre: tuple[float, str], visit: int | None, engine: tuple[str, str | None, int | None],
+         pre: tuple[float, str] | tuple[float, str, str], visit: int | None,
+         engine: tuple[str, str | None, int | None],
          fit: Callable[[StudyData, Engine], ModelResult], out_dir: Path,
          min_per_group: int = 0) -> None:
     """Load the study as ``hikisig run`` does, fit the model, print its summary, save it
@@ -79,7 +98,7 @@ def _fit(ctx: typer.Context, file: Path | None, read: tuple[str | None, str | No
 
     with reported_warnings(), open_engine(*engine) as eng:
         study = load_study(source_from(ctx, file, None, *read), design,
-                           preprocessing_from(*pre), visit=visit, min_per_group=min_per_group)
+                           _preprocessing(*pre), visit=visit, min_per_group=min_per_group)
         result = fit(study, eng)
     err.print(result.summary(), markup=False)
     result.save(out_dir)
@@ -114,6 +133,11 @@ def discriminate_cmd(
     inner_cv: Annotated[bool, typer.Option(help="Tune hyper-parameters by nested CV.")] = _D.inner_cv,
     recalibrate: Annotated[bool, typer.Option(
         help="Recalibrate probabilities (sigmoid) inside each training fold.")] = _D.recalibrate,
+    cv: Annotated[str, setting(DiscriminateSection, "cv",
+                               "stratified or leave-site-out (one fold per site of "
+                               "--site-column: the test of transportability).")] = _D.cv,
+    site_column: SiteOpt = None,
+    harmonise: HarmoniseOpt = _PRE.harmonise,
     max_missing: MaxMissingOpt = _PRE.max_missing,
     input_scale: InputScaleOpt = _PRE.input_scale,
     visit: VisitOpt = None,
@@ -137,10 +161,10 @@ def discriminate_cmd(
     section = _section(DiscriminateSection, model=model, cv_folds=cv_folds, cv_repeats=cv_repeats,
                        permutations=permutations, n_estimators=n_estimators,
                        permutation_scheme=permutation_scheme, test_size=test_size,
-                       inner_cv=inner_cv, recalibrate=recalibrate)
+                       inner_cv=inner_cv, recalibrate=recalibrate, cv=cv)
     design = design_from(group=group, case=case, control=control, participant=participant_column,
-                         sex="none", covariates="none", severity="none")
-    _fit(ctx, file, (id_column, na_values), design, (max_missing, input_scale), visit,
+                         sex="none", covariates="none", severity="none", site=site_column)
+    _fit(ctx, file, (id_column, na_values), design, (max_missing, input_scale, harmonise), visit,
          (engine, scheduler, workers),
          lambda study, eng: study.discriminate(section, prevalence=prevalence, seed=seed, engine=eng),
          out_dir)
@@ -167,6 +191,11 @@ def severity_cmd(
                                        "Repeats of the CV.")] = _SV.cv_repeats,
     permutations: Annotated[int, setting(SeveritySection, "permutations",
                                          "Permutations of the Q2 test.")] = _SV.permutations,
+    cv: Annotated[str, setting(SeveritySection, "cv",
+                               "stratified or leave-site-out (one fold per site of "
+                               "--site-column).")] = _SV.cv,
+    site_column: SiteOpt = None,
+    harmonise: HarmoniseOpt = _PRE.harmonise,
     max_missing: MaxMissingOpt = _PRE.max_missing,
     input_scale: InputScaleOpt = _PRE.input_scale,
     visit: VisitOpt = None,
@@ -185,10 +214,10 @@ def severity_cmd(
     """
     section = _section(SeveritySection, cases_only=not all_participants, scaling=scaling,
                        max_components=max_components, cv_folds=cv_folds, cv_repeats=cv_repeats,
-                       permutations=permutations)
+                       permutations=permutations, cv=cv)
     design = design_from(group=group, case=case, control=control, participant=participant_column,
-                         severity=target, sex="none", covariates="none")
-    _fit(ctx, file, (id_column, na_values), design, (max_missing, input_scale), visit,
+                         severity=target, sex="none", covariates="none", site=site_column)
+    _fit(ctx, file, (id_column, na_values), design, (max_missing, input_scale, harmonise), visit,
          (engine, scheduler, workers),
          lambda study, eng: study.severity(section, seed=seed, engine=eng), out_dir)
 
@@ -278,6 +307,8 @@ def predict_cmd(
     participant_column: Annotated[str | None, typer.Option(
         help="Participant column (with --visit-column: change from baseline per participant).")] = None,
     visit_column: Annotated[str | None, typer.Option(help="Visit column.")] = None,
+    site_column: Annotated[str | None, typer.Option(
+        help="Site column: needed by a model that harmonises sites (ComBat).")] = None,
     na_values: NaValuesOpt = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="Output CSV (default: stdout).")] = None,
 ) -> None:
@@ -295,10 +326,10 @@ def predict_cmd(
     from hikisig.models.predict import follow_up
 
     loaded = load_model(model)
-    meta = [c for c in (participant_column, visit_column) if c]
+    meta = [c for c in (participant_column, visit_column, site_column) if c]
     with reported_warnings():
         ds = read_table(file, id_column=id_column, meta_columns=meta, na_values=na_values)
-        pred = predict(loaded, ds, participant=participant_column)
+        pred = predict(loaded, ds, participant=participant_column, site=site_column)
     if participant_column and visit_column:
         if loaded.follow_up_score is None:
             raise HikisigError("follow-up needs a discrimination or severity model")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from hikisig.cli.app import app
-from hikisig.cli.common import err, write_table
+from hikisig.cli.common import err, read_result_table, write_table
 from hikisig.errors import HikisigError
 
 if TYPE_CHECKING:
@@ -42,19 +42,6 @@ def _effects_arg(text: str) -> list[float]:
         raise HikisigError(f"--effect must be non-zero finite standardised differences, not {text!r}")
     return values
 
-
-def _read_table(path: Path) -> pd.DataFrame:
-    import pandas as pd
-
-    if not path.exists():
-        raise HikisigError(f"{path}: no such file")
-    try:
-        if path.suffix.lower() == ".parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path, sep=None if path.suffix.lower() in (".tsv", ".txt") else ",",
-                           engine="python")
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise HikisigError(f"{path}: cannot read the table ({str(exc).splitlines()[0]})") from None
 
 
 @app.command("power")
@@ -157,7 +144,7 @@ def power_cmd(
     if not (math.isfinite(ratio) and ratio > 0):
         raise HikisigError(f"--ratio must be a positive number, not {ratio:g}")
     if effects is not None:
-        frame = welch_effects(_read_table(effects))
+        frame = welch_effects(read_result_table(effects))
         m = n_analytes or int(frame["analyte"].nunique())
     else:
         import pandas as pd

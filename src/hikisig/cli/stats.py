@@ -62,6 +62,9 @@ def stats_cmd(
     covariates: Annotated[str | None, typer.Option(
         help="Covariates of the linear model, comma-separated (default: age if present; "
              "'none' for none).")] = None,
+    site_column: Annotated[str | None, typer.Option(
+        help="Site column (design.site): a categorical covariate of the linear model, as "
+             "treatment-coded dummies, reference the first site sorted (default: none).")] = None,
     severity: Annotated[str | None, typer.Option(
         help="Severity column, or with the store an instrument id, correlated with each analyte "
              "within cases (default: hq25 if present; 'none' for none).")] = None,
@@ -103,6 +106,8 @@ def stats_cmd(
 ) -> None:
     """Case-control statistics for every analyte and derived marker: overall, within each
     sex, and log2(value) ~ group * sex + covariates (group effect per sex, interaction p).
+    A covariate whose values are text (no value a number) is categorical; --site-column
+    adds the site as a categorical covariate (method: ... + site).
 
     Output columns: analyte, stratum (all, F, M, interaction, cases), test (welch,
     student, mwu, lm, pearson, spearman), statistic, p, q (BH), effect (Hedges g,
@@ -119,19 +124,24 @@ def stats_cmd(
     Example: hikisig stats cohort.csv --group group --by sex --covariates age --out stats.csv
     """
     from hikisig.analysis.parquet import is_parquet, parquet_statistics
+    from hikisig.analysis.statistics import study_statistics
     from hikisig.analysis.study import load_study
     from hikisig.engine import open_engine
 
     section = StatsSection.model_validate({"tests": _tests(test),
                                            "mwu_method": _choice(mwu_method, "--mwu-method")})
     design = design_from(group=group, case=case, control=control, sex=by, covariates=covariates,
-                         severity=severity, participant=participant_column, repeated=repeated)
+                         severity=severity, participant=participant_column, repeated=repeated,
+                         site=site_column)
     pre = preprocessing_from(max_missing=max_missing, input_scale=input_scale)
     if participants is not None and (file is None or not is_parquet(file)):
         raise HikisigError("--participants is for a Parquet file or folder")
 
     with reported_warnings(), open_engine(engine, scheduler, workers) as eng:
         if file is not None and is_parquet(file):
+            if design.site:
+                raise HikisigError("--site-column is not available for Parquet (out-of-core) "
+                                   "data yet: read the table into memory (e.g. as CSV)")
             res = parquet_statistics(file, design=design, stats=section, preprocessing=pre,
                                      participants=participants, id_column=id_column,
                                      markers=markers, quantiles=quantiles, block_size=block_size,
@@ -144,8 +154,8 @@ def stats_cmd(
         else:
             study = load_study(source_from(ctx, file, db, id_column, na_values), design, pre,
                                visit=visit)
-            table = study.statistics(section, markers=markers, quantiles=quantiles,
-                                     block_cells=block_size, engine=eng)
+            table = study_statistics(study, section, site=design.site, markers=markers,
+                                     quantiles=quantiles, block_cells=block_size, engine=eng)
             is_case = study.stats_data.column(study.design.group).astype(str) == study.design.case
             n_case, n_control = int(is_case.sum()), int((~is_case).sum())
             n_analytes = study.data.shape[1]

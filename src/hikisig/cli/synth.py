@@ -30,6 +30,9 @@ def synth(
         "--treatment-effect", help="Share of each planted case-control difference (blood and "
         "HQ-25) removed by the last visit in treated cases, 0-1 (0.8).")] = None,
     n_analytes: Annotated[int | None, typer.Option(help="Number of analytes (127).")] = None,
+    sites: Annotated[int | None, typer.Option(
+        "--sites", help="Recruiting sites, 1-20 (1): each with its own case/control and sex "
+        "mix and a laboratory offset per analyte (participants.csv 'site').")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write the files into this folder.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="csv|parquet (with --out)")] = "csv",
     db: Annotated[str | None, typer.Option("--db", help="Put the study into this store.")] = None,
@@ -48,12 +51,20 @@ def synth(
     cholesterol esters (d 1.5). With --visits N > 1: visits every 3 months with
     realistic within-person variation; --treated-share of the cases start an
     intervention after visit 1 (interventions.csv) and lose --treatment-effect of
-    their case-control differences by the last visit. See docs/synthetic.md.
+    their case-control differences by the last visit. With --sites K > 1: a
+    consortium of K sites (participants.csv 'site'), each with its own case share
+    and sex mix and a multiplicative laboratory offset per analyte (log offset SD
+    0.15) and a scale factor (log SD 0.1); the planted effects are the same at
+    every site (truth.json 'sites'). See docs/synthetic.md.
 
     Example: hikisig synth --seed 7 --out synthetic-study
     Example: hikisig synth --visits 3 --treated-share 0.5 --treatment-effect 0.8 --out follow-up
+    Example: hikisig synth --sites 3 --n-cases 150 --n-controls 150 --out consortium
     """
-    from hikisig.synth.config import preset
+    from pydantic import ValidationError
+
+    from hikisig.config import field_bounds
+    from hikisig.synth.config import SynthConfig, preset
     from hikisig.synth.generate import SyntheticStudy
     from hikisig.synth.writers import write_files, write_store
 
@@ -65,6 +76,9 @@ def synth(
     for flag, value in (("--treated-share", treated_share), ("--treatment-effect", treatment_effect)):
         if value is not None and not 0 <= value <= 1:
             raise HikisigError(f"{flag} must be between 0 and 1 (got {value:g})")
+    lo, hi = field_bounds(SynthConfig, "sites")
+    if sites is not None and not lo <= sites <= hi:  # type: ignore[operator]
+        raise HikisigError(f"--sites must be between {lo} and {hi} (got {sites})")
     if (treated_share or treatment_effect) and (visits or 1) < 2:
         raise HikisigError("--treated-share and --treatment-effect need follow-up: "
                            "give --visits 2 or more")
@@ -72,8 +86,15 @@ def synth(
         config = preset(preset_name, seed=seed, n_cases=n_cases, n_controls=n_controls,
                         male_share=male_share, visits=visits, n_analytes=n_analytes,
                         treated_share=treated_share, treatment_recovery=treatment_effect,
+                        sites=sites,
                         qc_every=qc_every, batches=batches, batch_sd=batch_sd, dtype=dtype)
         study = SyntheticStudy(config)
+    except ValidationError as exc:
+        # a rule of the config (one line: the first problem's message)
+        errors = exc.errors()
+        if len(errors) == 1 and errors[0]["type"] == "value_error":
+            raise HikisigError(str(errors[0]["msg"]).removeprefix("Value error, ")) from exc
+        raise HikisigError(str(exc)) from exc
     except ValueError as exc:
         raise HikisigError(str(exc).splitlines()[0] if "validation" not in str(exc) else str(exc)) from exc
     with progress_bar(ctx) as bar:

@@ -30,6 +30,16 @@ out-of-fold probabilities of the resampled units and averages the repeats' AUCs.
 ranking, so usually higher than any single repeat's), with a DeLong interval; the
 ROC curve, its band and the calibration describe those pooled probabilities.
 
+Leave-site-out validation
+-------------------------
+With ``cv="leave-site-out"`` each site is predicted by a model trained on the other
+sites (one fold per site, no repeats). ``auc`` is the within-site AUC of those
+out-of-site predictions (case-control pairs of the same site; the per-site AUCs weighted
+by their pairs), bootstrapped by site and class and tested by permuting labels within
+sites: a site effect that goes with a site's case share can neither raise nor test it.
+``auc_pooled`` pools all out-of-site predictions (pairs across sites too). ComBat
+(``harmonise="combat"``) runs inside the training folds: see :class:`SiteComBat`.
+
 Decision thresholds
 -------------------
 Thresholds are chosen inside each training fold and scored on its held-out fold,
@@ -77,7 +87,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 from scipy.special import expit
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.ensemble import RandomForestClassifier
@@ -91,6 +101,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from hikisig.config import MODELS, PERMUTATION_SCHEMES, DiscriminateSection, Screening
 from hikisig.engine import Engine, spawn_seeds
+from hikisig.errors import HikisigError
 from hikisig.models.calibration import brier_score, calibration_slope_intercept, reliability_table
 from hikisig.models.result import (
     SIGNATURE_COLUMNS,
@@ -104,10 +115,35 @@ from hikisig.stats.roc import auc_delong
 from hikisig.stats.screening import predictive_values
 from hikisig.stats.univariate import hedges_g
 
-__all__ = ["MODELS", "PERMUTATION_SCHEMES", "PLSDAClassifier", "case_column", "cv_splits",
-           "discriminate", "encode_labels", "make_pipeline"]
+__all__ = [
+    "CV_SCHEMES",
+    "HARMONISERS",
+    "MODELS",
+    "PERMUTATION_SCHEMES",
+    "SITE_COLUMN",
+    "PLSDAClassifier",
+    "SiteComBat",
+    "SitePassthrough",
+    "case_column",
+    "check_sites",
+    "cv_splits",
+    "discriminate",
+    "encode_labels",
+    "make_pipeline",
+    "site_splits",
+    "with_site",
+]
 
 _D = DiscriminateSection()
+#: Validation schemes (``cv``).
+CV_SCHEMES = ("stratified", "leave-site-out")
+#: Site harmonisations inside the model pipelines (``harmonise``).
+HARMONISERS = ("none", "combat")
+#: The column that carries each sample's site into a harmonising pipeline (ComBat consumes
+#: and drops it; no other step, importance or feature list sees it).
+SITE_COLUMN = "__site__"
+#: Samples an unseen site needs for its own location and scale (see :class:`SiteComBat`).
+MIN_UNSEEN_SITE = 2
 #: Points of the false positive rate at which the ROC band is given.
 ROC_GRID = np.linspace(0.0, 1.0, 101)
 
@@ -227,6 +263,177 @@ class PLSDAClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
+# -- site harmonisation (ComBat inside the pipeline) -------------------------------------------
+
+
+def with_site(X: pd.DataFrame, sites: Any) -> pd.DataFrame:
+    """``X`` with each sample's site appended as :data:`SITE_COLUMN` (text), the input of a
+    harmonising pipeline."""
+    out = X.copy()
+    out[SITE_COLUMN] = np.asarray(sites, dtype=object).astype(str)
+    return out
+
+
+def _split_site(X: Any, site_column: str) -> tuple[pd.DataFrame, np.ndarray]:
+    if not isinstance(X, pd.DataFrame) or site_column not in X.columns:
+        raise HikisigError("this model harmonises sites (ComBat): each sample's site is needed "
+                           "(the site column, e.g. --site-column / site=)")
+    site = X[site_column].astype(str).to_numpy()
+    return X.drop(columns=[site_column]), site
+
+
+class SitePassthrough(TransformerMixin, BaseEstimator):
+    """Apply ``transformer`` to the analytes and pass the site column through unchanged (so
+    that the site reaches :class:`SiteComBat` after imputation and log)."""
+
+    def __init__(self, transformer: Any = None, site_column: str = SITE_COLUMN) -> None:
+        self.transformer = transformer
+        self.site_column = site_column
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> SitePassthrough:
+        """Fit ``transformer`` on the analytes (never on the labels' behalf: ``y`` is passed
+        on as scikit-learn does, and the imputers and log ignore it)."""
+        feats, _ = _split_site(X, self.site_column)
+        self.columns_ = [str(c) for c in feats.columns]
+        self.transformer_ = clone(self.transformer).fit(feats)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The transformed analytes, then the site column."""
+        check_is_fitted(self, "transformer_")
+        feats, site = _split_site(X, self.site_column)
+        values = np.asarray(self.transformer_.transform(feats[self.columns_]), dtype=np.float64)
+        out = pd.DataFrame(values, index=X.index, columns=self.columns_)
+        out[self.site_column] = site
+        return out
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """The analytes and the site column."""
+        check_is_fitted(self, "columns_")
+        return np.asarray([*self.columns_, self.site_column], dtype=object)
+
+
+class SiteComBat(TransformerMixin, BaseEstimator):
+    """ComBat (:class:`hikisig.prep.combat.ComBat`) on the log-scale analytes, the site taken
+    from the site column, which it drops: its output is the harmonised analytes only.
+
+    ``fit`` learns each site's location and scale from the training rows alone, without
+    the labels (``y`` is ignored and no covariate is given: a covariate of the label would
+    be needed again to transform held-out rows, i.e. their labels). Rows of a site seen in
+    ``fit`` are harmonised with that site's parameters. A site not seen in ``fit`` (the
+    held-out site of leave-site-out validation, or a new clinic at prediction time) is
+    brought to the training sites' harmonised scale by its own location and scale,
+    estimated from its own rows without labels: per analyte ``(x - mean_site) / sd_site *
+    sd_train + mean_train`` (population SDs; ``sd_train`` the pooled within-site SD of the
+    harmonised training rows). That needs at least :data:`MIN_UNSEEN_SITE` rows of the
+    site, transformed together, and makes a new site's predictions depend on the batch of
+    its samples given together (as ComBat's do for a seen site's training rows).
+    """
+
+    def __init__(self, site_column: str = SITE_COLUMN) -> None:
+        self.site_column = site_column
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> SiteComBat:
+        """Learn the sites' parameters from the rows of ``X`` (labels are never used)."""
+        from hikisig.prep.combat import ComBat
+
+        feats, site = _split_site(X, self.site_column)
+        self.columns_ = [str(c) for c in feats.columns]
+        self.sites_ = sorted(set(site.tolist()))
+        if len(self.sites_) < 2:
+            raise HikisigError(f"ComBat needs at least 2 sites in the training samples; they "
+                               f"come from 1 ({self.sites_[0]!r})")
+        frame = feats.copy()
+        frame[self.site_column] = site
+        self.combat_ = ComBat(batch_column=self.site_column).fit(frame)  # no covariates, no y
+        out = np.asarray(self.combat_.transform(frame), dtype=np.float64)
+        self.mean_ = out.mean(axis=0)
+        resid = out.copy()
+        for s in self.sites_:
+            rows = site == s
+            resid[rows] -= out[rows].mean(axis=0)
+        sd = np.sqrt((resid ** 2).mean(axis=0))
+        self.scale_ = np.where(sd > 0, sd, 1.0)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Harmonised analytes (same index); see the class docstring for unseen sites."""
+        check_is_fitted(self, "combat_")
+        feats, site = _split_site(X, self.site_column)
+        feats = feats[self.columns_]
+        out = np.empty(feats.shape, dtype=np.float64)
+        seen = np.isin(site, self.sites_)
+        if seen.any():
+            frame = feats[seen].copy()
+            frame[self.site_column] = site[seen]
+            out[seen] = np.asarray(self.combat_.transform(frame), dtype=np.float64)
+        values = feats.to_numpy(dtype=np.float64)
+        for s in sorted(set(site[~seen].tolist())):
+            rows = site == s
+            if rows.sum() < MIN_UNSEEN_SITE:
+                raise HikisigError(
+                    f"site {s!r} was not among the training sites and has {int(rows.sum())} "
+                    f"sample(s): ComBat harmonises an unseen site by its own location and scale, "
+                    f"which needs at least {MIN_UNSEEN_SITE} of its samples given together")
+            v = values[rows]
+            mu = v.mean(axis=0)
+            sd = v.std(axis=0)
+            sd = np.where(sd > 0, sd, self.scale_)
+            out[rows] = (v - mu) / sd * self.scale_ + self.mean_
+        return pd.DataFrame(out, index=X.index, columns=self.columns_)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """The analytes (the site column is dropped)."""
+        check_is_fitted(self, "columns_")
+        return np.asarray(self.columns_, dtype=object)
+
+
+def check_sites(sites: Any, n: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """Each sample's site as text; missing sites and participants at several sites are
+    errors."""
+    arr = pd.Series(np.asarray(sites, dtype=object))
+    if len(arr) != n:
+        raise ValueError(f"sites has {len(arr)} values for {n} samples")
+    if arr.isna().any() or (arr.astype(str).str.strip() == "").any():
+        raise HikisigError(f"{int((arr.isna() | (arr.astype(str).str.strip() == '')).sum())} "
+                           "sample(s) have no site: give every sample a site")
+    out = arr.astype(str).to_numpy(dtype=object)
+    if groups is not None:
+        per = pd.Series(out).groupby(pd.Series(np.asarray(groups, dtype=object))).nunique()
+        if (per > 1).any():
+            raise HikisigError(f"participant {per.index[per > 1][0]!r} has samples at several "
+                               "sites: a participant must belong to one site")
+    return out
+
+
+def site_splits(sites: np.ndarray, y: np.ndarray | None = None
+                ) -> tuple[list[str], list[tuple[np.ndarray, np.ndarray]]]:
+    """Leave-one-site-out folds (``LeaveOneGroupOut`` on the site, in the order of the sorted
+    site names): ``(sites, [(train, test), ...])``. With 0/1 labels ``y``, a training fold
+    without cases or without controls is an error naming the site.
+
+    Examples
+    --------
+    >>> names, folds = site_splits(np.array(["b", "a", "b", "a"]))
+    >>> names, [te.tolist() for _, te in folds]
+    (['a', 'b'], [[1, 3], [0, 2]])
+    """
+    names = sorted(set(np.asarray(sites).tolist()))
+    if len(names) < 2:
+        raise HikisigError(f"leave-site-out validation needs at least 2 sites; the samples come "
+                           f"from {len(names)}" + (f" ({names[0]!r})" if names else ""))
+    folds = []
+    for s in names:
+        te = np.flatnonzero(sites == s)
+        tr = np.flatnonzero(sites != s)
+        if y is not None and np.asarray(y)[tr].min() == np.asarray(y)[tr].max():
+            lacking = "controls" if np.asarray(y)[tr].min() == 1 else "cases"
+            raise HikisigError(f"leave-site-out: without site {s!r} the other sites have no "
+                               f"{lacking} to train on")
+        folds.append((tr, te))
+    return names, folds
+
+
 # -- building blocks ----------------------------------------------------------------------------
 
 
@@ -241,7 +448,8 @@ def _estimator(model: str, seed: int, n_estimators: int, oob_score: bool = True)
     raise ValueError(f"unknown model {model!r}; valid values: {', '.join(map(repr, MODELS))}")
 
 
-def _preprocessing_steps(log: bool = True, scaling: str = "auto") -> list[tuple[str, BaseEstimator]]:
+def _preprocessing_steps(log: bool = True, scaling: str = "auto", harmonise: bool = False
+                         ) -> list[tuple[str, BaseEstimator]]:
     """The preprocessing of the models (learned on training samples only).
 
     ``log=True`` (raw positive concentrations): ``MinFractionImputer`` (half the
@@ -249,26 +457,35 @@ def _preprocessing_steps(log: bool = True, scaling: str = "auto") -> list[tuple[
     (values on an additive scale that may be negative, e.g. z-scores): the training
     median (``SimpleImputer(strategy="median", keep_empty_features=True)``: an
     analyte without any training value is filled with 0), no log, ``Scaler(scaling)``.
+    ``harmonise=True``: the input carries :data:`SITE_COLUMN`; imputation and log pass it
+    through (:class:`SitePassthrough`) and :class:`SiteComBat` (ComBat on the log scale)
+    consumes it right before scaling.
     """
     if log:
-        return [("impute", MinFractionImputer()), ("log", LogTransformer(base="log2")),
-                ("scale", Scaler(method=scaling))]
-    return [("impute", make_imputer("median", keep_empty_features=True)),
-            ("scale", Scaler(method=scaling))]
+        steps: list[tuple[str, BaseEstimator]] = [
+            ("impute", MinFractionImputer()), ("log", LogTransformer(base="log2"))]
+    else:
+        steps = [("impute", make_imputer("median", keep_empty_features=True))]
+    if harmonise:
+        steps = [(name, SitePassthrough(step)) for name, step in steps]
+        steps.append(("combat", SiteComBat()))
+    return [*steps, ("scale", Scaler(method=scaling))]
 
 
-def _preprocessing_names(log: bool = True, scaling: str = "auto") -> list[str]:
+def _preprocessing_names(log: bool = True, scaling: str = "auto", harmonise: bool = False
+                         ) -> list[str]:
     """:func:`_preprocessing_steps` as text (for params and model cards)."""
-    if log:
-        return ["MinFractionImputer(fraction=0.5)", "LogTransformer(base='log2')",
-                f"Scaler(method={scaling!r})"]
-    return ["SimpleImputer(strategy='median', keep_empty_features=True)",
-            f"Scaler(method={scaling!r})"]
+    names = (["MinFractionImputer(fraction=0.5)", "LogTransformer(base='log2')"] if log
+             else ["SimpleImputer(strategy='median', keep_empty_features=True)"])
+    if harmonise:
+        names.append("ComBat(site; fitted in training folds, no label covariate)")
+    return [*names, f"Scaler(method={scaling!r})"]
 
 
 def make_pipeline(model: str = _D.model, *, seed: int = 0, inner_cv: bool = _D.inner_cv,
                   recalibrate: bool = _D.recalibrate, n_estimators: int = _D.n_estimators,
-                  log: bool = True, oob_score: bool = True) -> BaseEstimator:
+                  log: bool = True, oob_score: bool = True, harmonise: bool = False
+                  ) -> BaseEstimator:
     """The (unfitted) model of :func:`discriminate`.
 
     ``MinFractionImputer -> LogTransformer(log2) -> Scaler(auto) -> clf``; with
@@ -282,6 +499,8 @@ def make_pipeline(model: str = _D.model, *, seed: int = 0, inner_cv: bool = _D.i
     stratified, shuffled with ``seed``, scoring ROC AUC) over :data:`PARAM_GRIDS`.
     ``oob_score`` (random forest only) keeps the out-of-bag probabilities of the
     training samples (``oob_decision_function_``), on which thresholds are chosen.
+    ``harmonise`` adds ComBat after the log (the input then carries :data:`SITE_COLUMN`,
+    see :func:`_preprocessing_steps`).
 
     Examples
     --------
@@ -295,7 +514,8 @@ def make_pipeline(model: str = _D.model, *, seed: int = 0, inner_cv: bool = _D.i
     if recalibrate:
         est = CalibratedClassifierCV(est, method="sigmoid", cv=3)
         prefix = "clf__estimator__"
-    pipe = Pipeline([*_preprocessing_steps(log), ("clf", est)]).set_output(transform="pandas")
+    pipe = Pipeline([*_preprocessing_steps(log, harmonise=harmonise), ("clf", est)]
+                    ).set_output(transform="pandas")
     if not inner_cv:
         return pipe
     grid = {prefix + k: v for k, v in PARAM_GRIDS[model].items()}
@@ -467,10 +687,14 @@ def _batched_permutation_importance(model: BaseEstimator, X: pd.DataFrame, y: np
       ``predict_proba``); other models score the chunk with ``predict_proba``.
     """
     rng = np.random.default_rng(seed)
+    site: np.ndarray | None = None
+    full = X
+    if SITE_COLUMN in X.columns:  # the site is an input of ComBat, never permuted
+        X, site = X.drop(columns=[SITE_COLUMN]), X[SITE_COLUMN].to_numpy()
     n, p = X.shape
     pos = np.asarray(y) == 1
     m = int(pos.sum())
-    base = _auc_from_ranks(sps.rankdata(model.predict_proba(X)[:, 1]), pos)
+    base = _auc_from_ranks(sps.rankdata(model.predict_proba(full)[:, 1]), pos)
     pre, clf = _columnwise_split(model)
     values = X.to_numpy(dtype=np.float64)
     if pre is not None:
@@ -481,6 +705,10 @@ def _batched_permutation_importance(model: BaseEstimator, X: pd.DataFrame, y: np
     scorer = clf if pre is not None else model
 
     def frame(rows: np.ndarray) -> Any:
+        if site is not None:
+            out = pd.DataFrame(rows, columns=X.columns, copy=False)
+            out[SITE_COLUMN] = np.tile(site, len(rows) // n)
+            return out
         return pd.DataFrame(rows, columns=X.columns, copy=False) if named else rows
 
     forest = None
@@ -536,6 +764,7 @@ class _Settings:
     n_top: int
     log: bool = True
     sensitivity_target: float = _D.sensitivity_target
+    harmonise: bool = False
 
 
 @dataclass
@@ -567,7 +796,8 @@ class _FoldResult:
 def _fit_fold(task: _FoldTask) -> _FoldResult:
     s = task.settings
     model = make_pipeline(s.model, seed=task.seed, inner_cv=s.inner_cv, recalibrate=s.recalibrate,
-                          n_estimators=s.n_estimators, log=s.log, oob_score=task.thresholds)
+                          n_estimators=s.n_estimators, log=s.log, oob_score=task.thresholds,
+                          harmonise=s.harmonise)
     g_tr = None if task.groups is None else task.groups[task.train]
     _fit(model, task.X.iloc[task.train], task.y[task.train], g_tr)
     Xte = task.X.iloc[task.test]
@@ -580,7 +810,7 @@ def _fit_fold(task: _FoldTask) -> _FoldResult:
             model, task.X.iloc[task.train], task.y[task.train], g_tr, 1,
             s.sensitivity_target, spawn_seeds(task.seed, 1)[0])
         out.thresholds = (youden, target)
-    if task.importance:
+    if task.importance and task.y[task.test].min() != task.y[task.test].max():
         out.perm_importance = _batched_permutation_importance(model, Xte, task.y[task.test],
                                                               _IMPORTANCE_REPEATS, task.seed)
         out.impurity = _impurity_importance(model)
@@ -596,20 +826,39 @@ class _RefitPermTask:
     unit_y: np.ndarray
     settings: _Settings
     seed: int
+    #: fixed folds (leave-site-out); None: a new stratified split per permutation
+    folds: list[tuple[np.ndarray, np.ndarray]] | None = None
+    #: block (site) of every unit: labels are permuted within blocks; None: all together
+    blocks: np.ndarray | None = None
+
+
+def _permute_units(rng: np.random.Generator, unit_y: np.ndarray, blocks: np.ndarray | None
+                   ) -> np.ndarray:
+    """The unit labels permuted (within each block when ``blocks`` is given)."""
+    if blocks is None:
+        return rng.permutation(unit_y)
+    out = unit_y.copy()
+    for b in np.unique(blocks):
+        idx = np.flatnonzero(blocks == b)
+        out[idx] = unit_y[rng.permutation(idx)]
+    return out
 
 
 def _refit_permutation(task: _RefitPermTask) -> float:
     """AUC of one full CV repeat after permuting the labels."""
     split_seed, fit_seed, perm_seed = spawn_seeds(task.seed, 3)
     rng = np.random.default_rng(perm_seed)
-    y = rng.permutation(task.unit_y)[task.units]
-    folds = cv_splits(y, groups=task.groups, n_splits=task.settings.cv_folds, seed=split_seed)
+    y = _permute_units(rng, task.unit_y, task.blocks)[task.units]
+    folds = (task.folds if task.folds is not None else
+             cv_splits(y, groups=task.groups, n_splits=task.settings.cv_folds, seed=split_seed))
     seeds = spawn_seeds(fit_seed, len(folds))
     prob = np.empty(len(y))
     for (tr, te), sd in zip(folds, seeds, strict=True):
         r = _fit_fold(_FoldTask(task.X, y, task.groups, tr, te, task.settings, sd, importance=False,
                                 thresholds=False))
         prob[te] = r.prob
+    if task.blocks is not None:  # leave-site-out: the within-site AUC
+        return float(_site_aucs(prob[None, :], y == 1, task.blocks[task.units])[0])
     return float(roc_auc_score(y, prob))
 
 
@@ -621,6 +870,40 @@ class _ResampleTask:
     unit_y: np.ndarray
     n: int
     seed: int
+    #: bootstrap strata of the units (default: their class)
+    strata: np.ndarray | None = None
+    #: permutation blocks of the units (default: none, all permuted together)
+    blocks: np.ndarray | None = None
+    #: site of every sample: the statistic is then the within-site AUC (:func:`_site_aucs`)
+    sample_sites: np.ndarray | None = None
+
+
+def _site_aucs(prob: np.ndarray, pos: np.ndarray, sites: np.ndarray) -> np.ndarray:
+    """The within-site AUC of each row of ``prob`` (repeats, samples): the share of the
+    case-control pairs of one site in which the case scores higher (ties count half), i.e.
+    the mean of the sites' AUCs weighted by their numbers of case-control pairs; sites
+    without cases or without controls add no pairs.
+
+    Examples
+    --------
+    >>> p = np.array([[0.9, 0.1, 0.2, 0.05]])
+    >>> float(_site_aucs(p, np.array([True, False, True, False]), np.array([0, 0, 1, 1]))[0])
+    1.0
+    """
+    num = np.zeros(prob.shape[0])
+    den = 0.0
+    for b in np.unique(sites):
+        idx = np.flatnonzero(sites == b)
+        pb = pos[idx]
+        m = int(pb.sum())
+        k = len(idx) - m
+        if m == 0 or k == 0:
+            continue
+        ranks = sps.rankdata(prob[:, idx], axis=1)
+        num += ranks[:, pb].sum(axis=1) - m * (m + 1) / 2
+        den += m * k
+    out: np.ndarray = num / den if den else np.full(prob.shape[0], np.nan)
+    return out
 
 
 def _repeat_aucs(ranks: np.ndarray, pos: np.ndarray) -> np.ndarray:
@@ -652,7 +935,8 @@ def _bootstrap_block(task: _ResampleTask) -> tuple[np.ndarray, np.ndarray]:
     rate on :data:`ROC_GRID`, vertical averaging)."""
     rng = np.random.default_rng(task.seed)
     members = [np.flatnonzero(task.units == u) for u in range(len(task.unit_y))]
-    strata = [np.flatnonzero(task.unit_y == c) for c in (0, 1)]
+    key = task.unit_y if task.strata is None else task.strata
+    strata = [np.flatnonzero(key == c) for c in np.unique(key)]
     pooled = task.prob.mean(axis=0)
     aucs = np.empty(task.n)
     tprs = np.empty((task.n, len(ROC_GRID)))
@@ -660,7 +944,10 @@ def _bootstrap_block(task: _ResampleTask) -> tuple[np.ndarray, np.ndarray]:
         pick = np.concatenate([rng.choice(s, size=len(s), replace=True) for s in strata])
         idx = np.concatenate([members[u] for u in pick])
         yb = task.y[idx] == 1
-        aucs[b] = float(_repeat_aucs(sps.rankdata(task.prob[:, idx], axis=1), yb).mean())
+        if task.sample_sites is not None:
+            aucs[b] = float(_site_aucs(task.prob[:, idx], yb, task.sample_sites[idx]).mean())
+        else:
+            aucs[b] = float(_repeat_aucs(sps.rankdata(task.prob[:, idx], axis=1), yb).mean())
         tprs[b] = _roc_on_grid(yb, pooled[idx])
     return aucs, tprs
 
@@ -669,8 +956,13 @@ def _permutation_block(task: _ResampleTask) -> list[float]:
     """The statistic of ``auc`` (each repeat's fixed out-of-fold probabilities against the
     permuted labels, averaged over repeats) for ``n`` permutations of the unit labels."""
     rng = np.random.default_rng(task.seed)
+    if task.sample_sites is not None:
+        return [float(_site_aucs(task.prob, _permute_units(rng, task.unit_y, task.blocks)
+                                 [task.units] == 1, task.sample_sites).mean())
+                for _ in range(task.n)]
     ranks = sps.rankdata(task.prob, axis=1)
-    return [float(_repeat_aucs(ranks, rng.permutation(task.unit_y)[task.units] == 1).mean())
+    return [float(_repeat_aucs(ranks, _permute_units(rng, task.unit_y, task.blocks)[task.units]
+                               == 1).mean())
             for _ in range(task.n)]
 
 
@@ -894,8 +1186,10 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
                  sensitivity_target: float = _D.sensitivity_target, test_size: float | None = _D.test_size,
                  inner_cv: bool = _D.inner_cv, recalibrate: bool = _D.recalibrate, n_top: int = 10,
                  n_estimators: int = _D.n_estimators, seed: int = 0,
-                 engine: Engine | str | None = None, log: bool = True) -> DiscriminationResult:
-    """Validate a case-control classifier by repeated (group-aware) stratified cross-validation.
+                 engine: Engine | str | None = None, log: bool = True, sites: Any = None,
+                 cv: str = _D.cv, harmonise: str = "none") -> DiscriminationResult:
+    """Validate a case-control classifier by repeated (group-aware) stratified cross-validation,
+    or by leave-site-out validation.
 
     Parameters
     ----------
@@ -968,6 +1262,29 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
         is Hedges' g of the log2 values. ``False``: ``X`` is on an additive scale and may
         be negative (z-scores, already logged values); no log, missing values take the
         training median, and ``effect`` is Hedges' g of the values as given.
+    sites : array-like, optional
+        Site of each sample. Needed by ``cv="leave-site-out"`` and ``harmonise="combat"``;
+        otherwise it only adds the ``per_site`` table. A participant belongs to one site.
+    cv : {"stratified", "leave-site-out"}
+        ``"leave-site-out"``: one fold per site (``LeaveOneGroupOut`` on ``sites``), each
+        site predicted by a model trained on the other sites; no repeats (the folds are
+        fixed, ``cv_folds`` and ``cv_repeats`` are not used). ``auc`` is then the
+        **within-site AUC** of the out-of-site predictions: the share of the case-control
+        pairs of one site that the model, trained without that site, ranks correctly (the
+        mean of the per-site AUCs weighted by their case x control pairs; sites without
+        cases or controls add none). Its interval is a bootstrap of participants stratified
+        by site and class, and the permutation test permutes labels within sites (each site
+        keeps its case share), under which the within-site AUC is 0.5 on average.
+        ``auc_pooled`` (DeLong CI) is the AUC of all out-of-site predictions pooled: it also
+        compares cases of one site with controls of another, so it needs the scores on one
+        scale across sites, and a site's shift combined with its case share moves it either
+        way. The ``per_site`` table has each site's AUC with a DeLong interval. Not combined
+        with ``test_size`` (the held-out sites are the test).
+    harmonise : {"none", "combat"}
+        ``"combat"``: ComBat on the log-scale analytes right after imputation and log,
+        fitted inside each training fold without the labels (:class:`SiteComBat`; a site
+        unseen in training is harmonised by its own location and scale). The final
+        model's ``predict`` then needs each sample's site.
 
     Returns
     -------
@@ -985,13 +1302,20 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
         ``threshold_fold_min``/``threshold_fold_max`` (range of the per-fold
         thresholds) and ``method`` (how they were chosen and scored)),
         ``importance``, ``signature``, ``per_repeat`` (each repeat's OOF AUC; their
-        mean is ``auc``) and ``test_predictions`` in held-out mode.
+        mean is ``auc``), ``per_site`` (with ``sites``: ``site, n_case, n_control, auc,
+        auc_ci_low, auc_ci_high, note``, the AUC of each site's out-of-fold predictions) and
+        ``test_predictions`` in held-out mode.
     """
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; valid values: {', '.join(map(repr, MODELS))}")
     if permutation_scheme not in PERMUTATION_SCHEMES:
         raise ValueError(f"unknown permutation_scheme {permutation_scheme!r}; "
                          f"valid values: {', '.join(map(repr, PERMUTATION_SCHEMES))}")
+    if cv not in CV_SCHEMES:
+        raise ValueError(f"unknown cv {cv!r}; valid values: {', '.join(map(repr, CV_SCHEMES))}")
+    if harmonise not in HARMONISERS:
+        raise ValueError(f"unknown harmonise {harmonise!r}; valid values: "
+                         f"{', '.join(map(repr, HARMONISERS))}")
     X = model_input(X)
     yy, case_label, control_label = encode_labels(y, case)
     if len(yy) != len(X):
@@ -1000,9 +1324,21 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
     id_all = np.asarray(X.index if ids is None else ids, dtype=object)
     if (g_all is not None and len(g_all) != len(X)) or len(id_all) != len(X):
         raise ValueError("groups and ids must have one entry per sample")
+    loso = cv == "leave-site-out"
+    combat = harmonise == "combat"
+    if sites is None and (loso or combat):
+        raise HikisigError(("leave-site-out validation" if loso else "ComBat harmonisation")
+                           + " needs each sample's site (design.site, --site-column)")
+    site_all = None if sites is None else check_sites(sites, len(X), g_all)
+    if loso and test_size is not None:
+        raise HikisigError("leave-site-out validation holds out whole sites: leave out test_size "
+                           "(--test-size)")
+    if combat and len(set(site_all.tolist())) < 2:  # type: ignore[union-attr]
+        raise HikisigError("ComBat harmonisation needs at least 2 sites; the samples come from 1")
+    Xm = with_site(X, site_all) if combat else X  # what the pipelines see
     eng = _as_engine(engine)
     settings = _Settings(model, inner_cv, recalibrate, n_estimators, cv_folds, n_top, log,
-                         sensitivity_target)
+                         sensitivity_target, combat)
     ss = np.random.SeedSequence(seed)
     s_test, s_split, s_fit, s_boot, s_perm, s_final = ss.spawn(6)
 
@@ -1016,21 +1352,42 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
                                       random_state=spawn_seeds(s_test, 1)[0])
         dev = np.flatnonzero(np.isin(units_all, u_tr))
         test_idx = np.flatnonzero(np.isin(units_all, u_te))
-    Xd = X.iloc[dev]
+    Xd = Xm.iloc[dev]
     yd = yy[dev]
     gd = None if g_all is None else g_all[dev]
+    sd_sites = None if site_all is None else site_all[dev]
     units, unit_y = _units(gd, yd)
+    unit_site = None
+    if sd_sites is not None:
+        unit_site = np.empty(len(unit_y), dtype=object)
+        unit_site[units] = sd_sites
 
-    # repeated CV: one engine task per (repeat, fold)
-    split_seeds = spawn_seeds(s_split, cv_repeats)
-    fit_seeds = spawn_seeds(s_fit, cv_repeats * cv_folds)
+    # repeated CV: one engine task per (repeat, fold); leave-site-out: one task per site
     tasks, repeat_of = [], []
-    for r, sr in enumerate(split_seeds):
-        folds = cv_splits(yd, groups=gd, n_splits=cv_folds, seed=sr)
-        for (tr, te), sd in zip(folds, fit_seeds[r * cv_folds:(r + 1) * cv_folds], strict=True):
+    site_names: list[str] = []
+    site_folds: list[tuple[np.ndarray, np.ndarray]] | None = None
+    if loso:
+        site_names, site_folds = site_splits(sd_sites, yd)  # type: ignore[arg-type]
+        cv_repeats = 1
+        for (tr, te), sd in zip(site_folds, spawn_seeds(s_fit, len(site_folds)), strict=True):
             tasks.append(_FoldTask(Xd, yd, gd, tr, te, settings, sd))
-            repeat_of.append(r)
+            repeat_of.append(0)
+    else:
+        split_seeds = spawn_seeds(s_split, cv_repeats)
+        fit_seeds = spawn_seeds(s_fit, cv_repeats * cv_folds)
+        for r, sr in enumerate(split_seeds):
+            folds = cv_splits(yd, groups=gd, n_splits=cv_folds, seed=sr)
+            for (tr, te), sd in zip(folds, fit_seeds[r * cv_folds:(r + 1) * cv_folds],
+                                    strict=True):
+                tasks.append(_FoldTask(Xd, yd, gd, tr, te, settings, sd))
+                repeat_of.append(r)
     results = eng.map(_fit_fold, tasks)
+    # leave-site-out: bootstrap strata are site x class, permutations stay within sites
+    strata = blocks = sample_sites = None
+    if loso and unit_site is not None:
+        blocks = pd.factorize(pd.Series(unit_site, dtype=object))[0]
+        strata = blocks * 2 + unit_y
+        sample_sites = blocks[units]
 
     n = len(yd)
     prob_rep = np.full((cv_repeats, n), np.nan)
@@ -1039,7 +1396,13 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
     if np.isnan(prob_rep).any():  # pragma: no cover - k-fold covers every sample once per repeat
         raise RuntimeError("some samples got no out-of-fold prediction")
     oof = prob_rep.mean(axis=0)
-    per_repeat = np.array([roc_auc_score(yd, prob_rep[r]) for r in range(cv_repeats)])
+    if loso:  # the within-site AUC of the out-of-site predictions
+        per_repeat = _site_aucs(prob_rep, yd == 1, sd_sites)  # type: ignore[arg-type]
+        if not np.isfinite(per_repeat).all():
+            raise HikisigError("leave-site-out: no site has both cases and controls, so no "
+                               "site's predictions can be scored")
+    else:
+        per_repeat = np.array([roc_auc_score(yd, prob_rep[r]) for r in range(cv_repeats)])
     # the model's own error of measurement on the logit scale: spread of a sample's
     # out-of-fold logit across CV repeats (used for reliable change at follow-up)
     logit_rep = np.log(np.clip(prob_rep, 1e-3, 1 - 1e-3) / (1 - np.clip(prob_rep, 1e-3, 1 - 1e-3)))
@@ -1052,7 +1415,8 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
     dl = auc_delong(yd, oof)
     boot_seeds = spawn_seeds(s_boot, len(_blocks(_N_BOOT)))
     boot_parts = eng.map(_bootstrap_block, [
-        _ResampleTask(prob_rep, yd, units, unit_y, k, sd)
+        _ResampleTask(prob_rep, yd, units, unit_y, k, sd, strata=strata,
+                      sample_sites=sample_sites)
         for k, sd in zip(_blocks(_N_BOOT), boot_seeds, strict=True)])
     boot = np.concatenate([a for a, _ in boot_parts])
     boot_tpr = np.vstack([t for _, t in boot_parts])
@@ -1060,6 +1424,10 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
     ci_method = (f"percentile bootstrap: {len(boot)} resamples of {unit_name}, stratified by class, "
                  f"each scoring every CV repeat's out-of-fold probabilities and averaging the "
                  f"repeats' AUCs")
+    if loso:
+        ci_method = (f"percentile bootstrap: {len(boot)} resamples of {unit_name}, stratified by "
+                     f"site and class, each scoring the within-site AUC of the out-of-site "
+                     f"probabilities")
 
     # permutation test of the same statistic
     p_value: float | None = None
@@ -1067,11 +1435,12 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
         if permutation_scheme == "oof":
             perm_seeds = spawn_seeds(s_perm, len(_blocks(permutations)))
             null = np.concatenate(eng.map(_permutation_block, [
-                _ResampleTask(prob_rep, yd, units, unit_y, k, sd)
+                _ResampleTask(prob_rep, yd, units, unit_y, k, sd, blocks=blocks,
+                              sample_sites=sample_sites)
                 for k, sd in zip(_blocks(permutations), perm_seeds, strict=True)]))
         else:
             null = np.asarray(eng.map(_refit_permutation, [
-                _RefitPermTask(Xd, yd, gd, units, unit_y, settings, sd)
+                _RefitPermTask(Xd, yd, gd, units, unit_y, settings, sd, site_folds, blocks)
                 for sd in spawn_seeds(s_perm, permutations)]))
         p_value = float((1 + np.sum(null >= auc - 1e-12)) / (1 + len(null)))
 
@@ -1091,18 +1460,19 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
 
     # importance and signature
     cols = list(X.columns)
-    perm_imp = np.vstack([res.perm_importance for res in results if res.perm_importance is not None])
+    imps = [res.perm_importance for res in results if res.perm_importance is not None]
+    perm_imp = np.vstack(imps) if imps else np.full((1, len(cols)), np.nan)
     top = np.zeros(len(cols))
-    for row in perm_imp:
+    for row in perm_imp if imps else []:
         top[np.argsort(-row, kind="stable")[:n_top]] += 1
-    stability = top / len(perm_imp)
+    stability = top / len(perm_imp) if imps else np.full(len(cols), np.nan)
     impurities = [res.impurity for res in results if res.impurity is not None]
     impurity = np.mean(impurities, axis=0) if impurities else np.full(len(cols), np.nan)
     importance = pd.DataFrame({
         "analyte": cols, "permutation_importance": perm_imp.mean(axis=0),
         "permutation_importance_sd": perm_imp.std(axis=0, ddof=1) if len(perm_imp) > 1 else np.nan,
         "impurity_importance": impurity, "stability": stability})
-    g = _hedges_g(Xd, yd, log)
+    g = _hedges_g(X.iloc[dev], yd, log)
     sig = importance[["analyte"]].copy()
     sig["importance"] = importance["permutation_importance"]
     sig["stability"] = stability
@@ -1124,15 +1494,16 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
     # final model on all samples, fitted on the user's labels (its predict returns them)
     final_seed = spawn_seeds(s_final, 2)
     final = make_pipeline(model, seed=final_seed[0], inner_cv=inner_cv, recalibrate=recalibrate,
-                          n_estimators=n_estimators, log=log)
+                          n_estimators=n_estimators, log=log, harmonise=combat)
     labels = np.where(yy == 1, case_label, control_label).astype(object)
-    _fit(final, X, labels, g_all)
+    _fit(final, Xm, labels, g_all)
     final_youden, final_target, final_source = _honest_thresholds(
-        final, X, labels, g_all, case_label, sensitivity_target, spawn_seeds(final_seed[0], 1)[0])
+        final, Xm, labels, g_all, case_label, sensitivity_target, spawn_seeds(final_seed[0], 1)[0])
     if isinstance(final, GridSearchCV):
         final = final.best_estimator_
     how = (f"chosen on {' / '.join(sources)} probabilities of the training samples of each of "
-           f"the {len(results)} CV folds and applied to its held-out samples; accuracy pooled "
+           f"the {len(results)} {'leave-site-out' if loso else 'CV'} folds and applied to its "
+           f"held-out samples; accuracy pooled "
            f"over the held-out decisions of the {cv_repeats} repeat(s); threshold: chosen on "
            f"{final_source} probabilities of all samples for the final model")
     rows = []
@@ -1147,6 +1518,7 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
     thresholds = pd.DataFrame(rows)
 
     group_aware = "yes" if g_all is not None else "no"
+    n_sites = len(set(site_all.tolist())) if site_all is not None else None
     fpr_all, tpr_all, _ = roc_curve(yd, oof)
     tables: dict[str, pd.DataFrame] = {
         "oof_predictions": pd.DataFrame({"id": id_all[dev], "y_true": yd, "y_prob": oof}),
@@ -1161,16 +1533,18 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
         "signature": sig,
         "per_repeat": pd.DataFrame({"repeat": np.arange(1, cv_repeats + 1), "auc": per_repeat}),
     }
+    if sd_sites is not None:
+        tables["per_site"] = _per_site_auc(sd_sites, yd, oof)
 
     held_out = None
     if len(test_idx):
         held = make_pipeline(model, seed=final_seed[1], inner_cv=inner_cv, recalibrate=recalibrate,
-                             n_estimators=n_estimators, log=log)
+                             n_estimators=n_estimators, log=log, harmonise=combat)
         _fit(held, Xd, yd, gd)
         held_thr = _honest_thresholds(held, Xd, yd, gd, 1, sensitivity_target,
                                       spawn_seeds(final_seed[1], 1)[0])
         yt = yy[test_idx]
-        pt = np.asarray(held.predict_proba(X.iloc[test_idx])[:, 1], dtype=np.float64)
+        pt = np.asarray(held.predict_proba(Xm.iloc[test_idx])[:, 1], dtype=np.float64)
         tables["test_predictions"] = pd.DataFrame({"id": id_all[test_idx], "y_true": yt, "y_prob": pt})
         held_out = HeldOut(len(yt), int(yt.sum()), int(len(yt) - yt.sum()), brier_score(yt, pt))
         if yt.min() != yt.max():
@@ -1191,10 +1565,20 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
               "inner_folds": _INNER_FOLDS if inner_cv else None,
               "param_grid": PARAM_GRIDS[model] if inner_cv else None,
               "tuned_params": tuned or None,
-              "log": bool(log), "preprocessing": _preprocessing_names(log)}
-    cv_scheme = (f"{cv_folds}-fold stratified CV x {cv_repeats} repeats, group-aware: {group_aware}"
-                 + (", nested 3-fold grid search" if inner_cv else "")
-                 + (", sigmoid recalibration" if recalibrate else ""))
+              "log": bool(log), "preprocessing": _preprocessing_names(log, harmonise=combat),
+              "cv": cv, "harmonise": harmonise, "n_sites": n_sites}
+    if loso:
+        params["cv_folds"], params["cv_repeats"] = len(site_names), 1
+        cv_scheme = (f"leave-site-out CV: one fold per site ({len(site_names)} sites, each "
+                     f"predicted by a model trained on the others), no repeats (the folds are "
+                     f"fixed), group-aware: {group_aware}")
+    else:
+        cv_scheme = (f"{cv_folds}-fold stratified CV x {cv_repeats} repeats, group-aware: "
+                     f"{group_aware}")
+    cv_scheme += ((", nested 3-fold grid search" if inner_cv else "")
+                  + (", sigmoid recalibration" if recalibrate else "")
+                  + (", ComBat fitted in each training fold (unseen site: its own location "
+                     "and scale, no labels)" if combat else ""))
     return DiscriminationResult(
         model=final, features=cols, tables=tables, params=params, n=int(n), seed=int(seed),
         cv_scheme=cv_scheme, training=training_data(X, labels, ids=id_all), auc=auc,
@@ -1209,4 +1593,28 @@ def discriminate(X: pd.DataFrame, y: Any, *, case: Any = None, groups: Any = Non
         permutation_p=p_value, permutations=int(permutations),
         permutation_scheme=permutation_scheme, n_case=int(yd.sum()), n_control=int(n - yd.sum()),
         n_participants=len(unit_y) if g_all is not None else None, classifier=model,
-        case_label=case_label, control_label=control_label, held_out=held_out).assess()
+        case_label=case_label, control_label=control_label, held_out=held_out, cv=cv,
+        n_sites=n_sites, harmonise=harmonise).assess()
+
+
+def _per_site_auc(sites: np.ndarray, y: np.ndarray, prob: np.ndarray) -> pd.DataFrame:
+    """Each site's AUC of the out-of-fold probabilities with its DeLong 95% interval (NaN,
+    with a note, for a site without cases or without controls)."""
+    rows = []
+    for s in sorted(set(sites.tolist())):
+        rows_s = sites == s
+        ys, ps = y[rows_s], prob[rows_s]
+        n_case, n_control = int(ys.sum()), int(len(ys) - ys.sum())
+        row: dict[str, Any] = {"site": s, "n_case": n_case, "n_control": n_control,
+                               "auc": np.nan, "auc_ci_low": np.nan, "auc_ci_high": np.nan,
+                               "note": ""}
+        if n_case and n_control:
+            dl = auc_delong(ys, ps)
+            row.update(auc=dl["auc"], auc_ci_low=dl["lower"], auc_ci_high=dl["upper"])
+            if min(n_case, n_control) < 2:
+                row["note"] = "fewer than 2 cases or controls: the interval is not reliable"
+        else:
+            row["note"] = f"no {'controls' if n_case else 'cases'} at this site: no AUC"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["site", "n_case", "n_control", "auc", "auc_ci_low",
+                                       "auc_ci_high", "note"])

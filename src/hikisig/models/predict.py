@@ -9,7 +9,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from hikisig.errors import HikisigError
-from hikisig.models.discriminate import case_column
+from hikisig.models.discriminate import case_column, check_sites, with_site
 from hikisig.models.result import DiscriminationResult, ModelResult
 
 __all__ = ["IN_TRAINING_WARNING", "PARTICIPANT_IN_TRAINING_WARNING", "follow_up", "predict"]
@@ -25,7 +25,8 @@ OUT_OF_RANGE_WARNING = "values outside the training range: prediction is an extr
 
 
 def predict(model: ModelResult, X: pd.DataFrame, *, units: dict[str, str | None] | None = None,
-            range_margin: float = 0.2, participants: Any = None) -> pd.DataFrame:
+            range_margin: float = 0.2, participants: Any = None, sites: Any = None
+            ) -> pd.DataFrame:
     """Predict for every row of ``X`` (samples x analytes named as in training).
 
     ``model`` is a fresh result (:func:`hikisig.models.discriminate.discriminate`, ...) or one
@@ -48,10 +49,17 @@ def predict(model: ModelResult, X: pd.DataFrame, *, units: dict[str, str | None]
         :data:`PARTICIPANT_IN_TRAINING_WARNING`, and/or the out-of-range warning, joined
         by ``"; "``; empty when none applies).
 
+    ``sites`` (each row's site) is needed by a model that harmonises sites with ComBat
+    (``model.harmonise == "combat"``): rows of a training site are harmonised with that
+    site's parameters; the rows of a site the model was not trained on are brought to the
+    training scale by their own location and scale (at least 2 rows of such a site, given
+    together; see :class:`hikisig.models.discriminate.SiteComBat`).
+
     Raises
     ------
     HikisigError
-        Missing analytes, or a unit that differs from the training unit.
+        Missing analytes, a unit that differs from the training unit, or no sites for a
+        model that harmonises them.
     """
     names = list(model.features)
     missing = [f for f in names if f not in X.columns]
@@ -65,9 +73,15 @@ def predict(model: ModelResult, X: pd.DataFrame, *, units: dict[str, str | None]
         if wrong:
             raise HikisigError("units differ from the training data: " + "; ".join(wrong))
     x = X[names].astype(float)
+    xm = x
+    if getattr(model, "harmonise", "none") == "combat":
+        if sites is None:
+            raise HikisigError("this model harmonises sites (ComBat): give each sample's site "
+                               "(--site-column, site=)")
+        xm = with_site(x, check_sites(sites, len(x)))
     out = pd.DataFrame({"id": [str(i) for i in X.index]}, index=X.index)
     if isinstance(model, DiscriminationResult):
-        prob = model.model.predict_proba(x)[:, case_column(model.model, model.case_label)]
+        prob = model.model.predict_proba(xm)[:, case_column(model.model, model.case_label)]
         out["probability"] = prob
         clipped = np.clip(prob, 1e-3, 1 - 1e-3)
         out["logit"] = np.log(clipped / (1 - clipped))
@@ -79,7 +93,7 @@ def predict(model: ModelResult, X: pd.DataFrame, *, units: dict[str, str | None]
             out["predicted_case"] = prob >= thr
             out["predicted_group"] = np.where(prob >= thr, model.case_label, model.control_label)
     elif model.kind == "severity":
-        out["predicted_severity"] = np.asarray(model.model.predict(x)).reshape(len(x), -1)[:, 0]
+        out["predicted_severity"] = np.asarray(model.model.predict(xm)).reshape(len(x), -1)[:, 0]
     elif model.kind == "stratify":
         out["stratum"] = np.asarray(model.model.predict(x)).astype(int)
     else:

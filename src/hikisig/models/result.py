@@ -409,13 +409,21 @@ class DiscriminationResult(ModelResult):
     probabilities. ``permutation_p`` tests ``auc`` (None when no permutations were run).
     Tables: ``oof_predictions`` (id, y_true, y_prob), ``roc``, ``roc_band``,
     ``calibration``, ``thresholds``, ``importance``, ``signature``, ``per_repeat`` (and
-    ``test_predictions`` with a held-out test set).
+    ``test_predictions`` with a held-out test set, ``per_site`` with sites).
+
+    With ``cv == "leave-site-out"`` (one fold per site, no repeats) ``auc`` is the
+    within-site AUC of the out-of-site predictions (the share of case-control pairs of one
+    site ranked correctly by a model trained without that site; the per-site AUCs of
+    ``per_site`` weighted by their pairs), the test of transportability; ``auc_pooled`` is
+    the AUC of all out-of-site predictions pooled across sites. ``n_sites`` counts the
+    sites; ``harmonise`` is ``"combat"`` when ComBat ran inside the training folds (the
+    final model's ``predict`` then needs each sample's site).
     """
 
     kind: ClassVar[str] = "discriminate"
     follow_up_score: ClassVar[str | None] = "logit"
     _RENAMED: ClassVar[dict[str, str]] = {"model": "classifier"}
-    _OPTIONAL_METRICS: ClassVar[frozenset[str]] = frozenset({"n_participants"})
+    _OPTIONAL_METRICS: ClassVar[frozenset[str]] = frozenset({"n_participants", "n_sites"})
 
     auc: float = math.nan
     auc_ci_low: float | None = None
@@ -442,6 +450,9 @@ class DiscriminationResult(ModelResult):
     case_label: str = "case"
     control_label: str = "control"
     held_out: HeldOut | None = None
+    cv: str = "stratified"
+    n_sites: int | None = None
+    harmonise: str = "none"
 
     @property
     def auc_ci(self) -> tuple[float | None, float | None]:
@@ -508,9 +519,25 @@ class DiscriminationResult(ModelResult):
         return super().from_metrics(metrics, **parts)
 
     def _assessment(self) -> tuple[bool, str]:
+        p = _finite(self.permutation_p)
+        if self.cv == "leave-site-out":
+            sites = f"{self.n_sites} " if self.n_sites else ""
+            auc = (f"the leave-site-out AUC of {_f2(self.auc)} (95% CI {_f2(self.auc_ci_low)}-"
+                   f"{_f2(self.auc_ci_high)}; cases and controls of each of the {sites}sites "
+                   f"ranked by a model trained on the others)")
+            if p is None:
+                return False, (f"Not validated: {auc}, the test of transportability, was not "
+                               "tested against chance (no permutations).")
+            if p < ALPHA:
+                return True, (f"Validated as a test of transportability: the classifier ranks "
+                              f"cases above controls at sites it was not trained on better "
+                              f"than chance, with {auc} and permutation p {_p(p)} (labels "
+                              f"permuted within sites).")
+            return False, (f"Not validated as a test of transportability: {auc} is not "
+                           f"distinguishable from chance at sites the model was not trained "
+                           f"on (permutation p {_p(p)}, labels permuted within sites).")
         auc = (f"the cross-validated AUC of {_f2(self.auc)} (95% CI {_f2(self.auc_ci_low)}-"
                f"{_f2(self.auc_ci_high)})")
-        p = _finite(self.permutation_p)
         if p is None:
             return False, f"Not validated: {auc} was not tested against chance (no permutations)."
         if p < ALPHA:
@@ -521,6 +548,14 @@ class DiscriminationResult(ModelResult):
 
     def summary(self) -> str:
         p = "not computed" if _finite(self.permutation_p) is None else _f4(self.permutation_p)
+        if self.cv == "leave-site-out":
+            return (f"leave-site-out AUC {_f3(self.auc)} (95% CI {_f3(self.auc_ci_low)}-"
+                    f"{_f3(self.auc_ci_high)}, within-site pairs of the out-of-site "
+                    f"predictions, bootstrap by site and class; per site in per_site.csv); "
+                    f"pooled across sites {_f3(self.auc_pooled)} (DeLong 95% CI "
+                    f"{_f3(self.auc_pooled_ci_low)}-{_f3(self.auc_pooled_ci_high)}); "
+                    f"permutation p {p} (within sites); {self.cv_scheme}"
+                    + (f". {self.verdict}" if self.verdict else ""))
         return (f"AUC {_f3(self.auc)} (95% CI {_f3(self.auc_ci_low)}-{_f3(self.auc_ci_high)}, "
                 f"mean of the CV repeats, participant bootstrap); pooled AUC "
                 f"{_f3(self.auc_pooled)} (DeLong 95% CI {_f3(self.auc_pooled_ci_low)}-"
@@ -533,11 +568,14 @@ class SeverityResult(ModelResult):
     """A validated PLS regression of a severity score (:func:`hikisig.models.severity.severity`).
 
     ``permutation_p_q2`` is None when no permutations were run. Tables:
-    ``q2_by_components``, ``observed_predicted``, ``vip``, ``coefficients``, ``signature``.
+    ``q2_by_components``, ``observed_predicted``, ``vip``, ``coefficients``, ``signature``
+    (and ``per_site`` with sites). With ``cv == "leave-site-out"`` ``q2`` is the Q2 of the
+    pooled out-of-site predictions.
     """
 
     kind: ClassVar[str] = "severity"
     follow_up_score: ClassVar[str | None] = "predicted_severity"
+    _OPTIONAL_METRICS: ClassVar[frozenset[str]] = frozenset({"n_sites"})
 
     n_components: int = 1
     r2y: float | None = None
@@ -552,6 +590,9 @@ class SeverityResult(ModelResult):
     permutations: int = 0
     scaling: str = "pareto"
     target: str | None = None
+    cv: str = "stratified"
+    n_sites: int | None = None
+    harmonise: str = "none"
 
     @property
     def follow_up_sem(self) -> float | None:
@@ -568,6 +609,10 @@ class SeverityResult(ModelResult):
             return False, (f"Not validated: Q2 {_f2(q2)} for {what} was not tested against "
                            "chance (no permutations).")
         if p < ALPHA:
+            if self.cv == "leave-site-out":
+                return True, (f"Validated as a test of transportability: the model predicts "
+                              f"{what} at sites it was not trained on better than chance "
+                              f"(leave-site-out Q2 {_f2(q2)}, permutation p {_p(p)}).")
             return True, (f"Validated: the model predicts {what} in cross-validation better "
                           f"than chance (Q2 {_f2(q2)}, permutation p {_p(p)}).")
         return False, (f"Not validated: Q2 {_f2(q2)} for {what} is not distinguishable from "

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hikisig.analysis.statistics import site_column, study_statistics
 from hikisig.analysis.study import StudyData, load_study, store_url
 from hikisig.config import StudyConfig, load_config
 from hikisig.config import config_sha256 as sha256_of_config
@@ -30,7 +31,13 @@ from hikisig.models.projection import cluster_matrix, pca_scores
 from hikisig.models.result import frame_sha256
 from hikisig.prep.markers import marker_status
 from hikisig.results import STAGES, PreprocessingStep, Provenance, RunMethods, RunResults
-from hikisig.stats.describe import cohort_summary, group_summary, missingness, nonpositive_counts
+from hikisig.stats.describe import (
+    cohort_summary,
+    group_summary,
+    missingness,
+    nonpositive_counts,
+    site_counts,
+)
 from hikisig.versions import package_versions
 
 __all__ = ["STAGES", "execute", "run", "run_study"]
@@ -157,6 +164,11 @@ def _methods(config: StudyConfig, study: StudyData) -> RunMethods:
     ]
     if not additive:
         steps.append(PreprocessingStep("log2 transformation"))
+    steps += [PreprocessingStep("ComBat harmonisation", text) for text in study.steps]
+    if pre.harmonise == "combat":
+        steps.append(PreprocessingStep("ComBat in the models", "fitted inside each training fold "
+                                       "on the training sites, without labels; a held-out site "
+                                       "is centred and scaled on its own samples"))
     steps += [
         PreprocessingStep("autoscaling", "discrimination and stratification, fitted within "
                           "training folds"),
@@ -166,6 +178,7 @@ def _methods(config: StudyConfig, study: StudyData) -> RunMethods:
     return RunMethods(preprocessing=steps, input_scale=pre.input_scale, max_missing=pre.max_missing,
                       dropped_analytes=list(study.dropped), tests=list(config.stats.tests),
                       mwu_method=config.stats.mwu_method, by=d.sex, covariates=list(d.covariates),
+                      site=site_column(study, config.design.site),
                       severity=d.severity, prevalence=config.screening.prevalence,
                       prevalence_source=config.screening.prevalence_source,
                       matrix=config.design.matrix,
@@ -206,6 +219,9 @@ def _run_study(config: StudyConfig, engine: Any, *, config_sha256: str, base: Pa
     study = load_study(config.source, config.design, config.preprocessing, base=base)
     ds, d = study.stats_data, study.design
     obs = _standard_obs(study)
+    site = site_column(study, config.design.site)
+    if site is not None:
+        obs["site"] = ds.column(site).astype(object)
     values, notes = study.markers
     per_analyte, per_sample = missingness(ds.X)
     results = RunResults(
@@ -214,6 +230,8 @@ def _run_study(config: StudyConfig, engine: Any, *, config_sha256: str, base: Pa
         marker_formulas=notes, methods=_methods(config, study),
         cohort=cohort_summary(obs["group"], d.case, d.control, obs["sex"] if d.sex else None,
                               obs["age"]),
+        site_counts=(site_counts(obs["group"], d.case, d.control, obs["site"])
+                     if site is not None else None),
         missing_by_analyte=per_analyte, missing_by_sample=per_sample,
         nonpositive=nonpositive_counts(ds.X) if not study.additive else None,
         analyte_mapping=study.mapping, quality=study.quality,
@@ -288,7 +306,8 @@ def _stages(config: StudyConfig, study: StudyData, results: RunResults, engine: 
     running[0] = "statistics"
     say("statistics")
     if config.stats.enabled:
-        results.stats = study.statistics(config.stats, engine=engine)
+        results.stats = study_statistics(study, config.stats, site=config.design.site,
+                                         engine=engine)
     else:
         results.skipped["statistics"] = "disabled in the study config (stats.enabled = false)"
     stages: list[tuple[str, str, Callable[[], Any]]] = [
@@ -314,6 +333,13 @@ def _stages(config: StudyConfig, study: StudyData, results: RunResults, engine: 
                if a in ds.X.columns][:20]
         results.cluster_values, results.cluster_of = cluster_matrix(
             ds.X, st.tables["assignments"], top, log=not study.additive)
+    if config.compare.reference:
+        if results.stats is None:
+            results.skipped["compare"] = "the statistics did not run"
+        else:
+            from hikisig.analysis.compare import compare
+
+            results.compare = compare(results.stats, config.compare.reference)
     running[0] = "followup"
     say("followup")
     if not config.followup.enabled:
@@ -355,6 +381,10 @@ def _write_tables(results: RunResults, folder: Path) -> list[str]:
         tables["detectability"] = results.detectability
     if results.markers_skipped is not None and len(results.markers_skipped):
         tables["derived_markers_skipped"] = results.markers_skipped
+    if results.site_counts is not None:
+        tables["site_counts"] = results.site_counts
+    if results.compare is not None:
+        tables["compare"] = results.compare.table
     if results.followup is not None:
         from hikisig.pipeline.followup import followup_tables
 

@@ -26,6 +26,7 @@ Examples
 
 from __future__ import annotations
 
+from hikisig.prep.combat import ComBat, combat
 from hikisig.prep.markers import MARKERS, derived_markers, marker_status
 from hikisig.prep.missing import (
     IMPUTERS,
@@ -48,6 +49,7 @@ __all__ = [
     "MIN_QC_PER_BATCH",
     "NONPOSITIVE",
     "SCALINGS",
+    "ComBat",
     "KNNImputer",
     "LODImputer",
     "LogTransformer",
@@ -60,6 +62,7 @@ __all__ = [
     "Scaler",
     "SimpleImputer",
     "TotalSumNormaliser",
+    "combat",
     "derived_markers",
     "glog",
     "make_imputer",

@@ -33,6 +33,7 @@ __all__ = [
     "cluster_profiles",
     "missingness",
     "pca",
+    "pca_by_site",
     "pls_observed_predicted",
     "qc_pca",
     "qc_rsd",
@@ -141,6 +142,11 @@ def pca(pcs: PCAScores, obs: pd.DataFrame, case_label: str, control_label: str,
         for sex in ["M", "F"]:
             handles.append(Line2D([], [], ls="", marker=SEX_MARKER[sex], color="#555555",
                                   label=SEX_LABEL[sex]))
+    return _pca_finish(fig, ax, ev, handles)
+
+
+def _pca_finish(fig: Figure, ax: Any, ev: Any, handles: list[Any]) -> str:
+    """Axes lines, labels with the explained variance, legend; the figure as PNG."""
     ax.axhline(0, color="#bbbbbb", lw=0.6)
     ax.axvline(0, color="#bbbbbb", lw=0.6)
     ax.set_xlabel(f"PC1 ({100 * ev[0]:.1f}% of variance)")
@@ -148,6 +154,35 @@ def pca(pcs: PCAScores, obs: pd.DataFrame, case_label: str, control_label: str,
     ax.legend(handles=handles, loc="best", fontsize=8)
     fig.tight_layout()
     return _png(fig)
+
+
+def pca_by_site(pcs: PCAScores, obs: pd.DataFrame, case_label: str, control_label: str) -> str:
+    """PC1 vs PC2 coloured by site (``obs["site"]``), marker shape by group."""
+    scores, ev = pcs.scores, pcs.explained
+    site = obs["site"].reindex(scores.index)
+    known = site.notna().to_numpy()
+    text = site.astype(object).where(known, None).map(lambda v: None if v is None else str(v))
+    levels = sorted({v for v in text if v is not None})
+    cmap = matplotlib.colormaps["tab10" if len(levels) <= 10 else "tab20"]
+    group = obs["group"].reindex(scores.index)
+    fig, ax = _figure(5.6, 4.4)
+    handles = []
+    for i, lev in enumerate(levels):
+        colour = cmap(i % cmap.N)
+        for g, marker in ((control_label, "o"), (case_label, "^")):
+            m = ((text == lev) & (group == g)).to_numpy()
+            if m.any():
+                ax.scatter(scores.loc[m, "PC1"], scores.loc[m, "PC2"], s=28, alpha=0.8,
+                           color=colour, marker=marker, edgecolor="white", linewidth=0.5)
+        handles.append(Line2D([], [], ls="", marker="s", color=colour,
+                              label=f"{lev} (n={int((text == lev).sum())})"))
+    if not known.all():
+        ax.scatter(scores.loc[~known, "PC1"], scores.loc[~known, "PC2"], s=20, color=OTHER_COLOUR,
+                   marker="x")
+        handles.append(Line2D([], [], ls="", marker="x", color=OTHER_COLOUR, label="no site"))
+    for g, marker in ((control_label, "o"), (case_label, "^")):
+        handles.append(Line2D([], [], ls="", marker=marker, color="#555555", label=str(g)))
+    return _pca_finish(fig, ax, ev, handles)
 
 
 # -- volcano ------------------------------------------------------------------
@@ -419,5 +454,32 @@ def followup_trajectories(traj: pd.DataFrame, labels: dict[str, str],
     for ax in flat[len(measures):]:
         ax.set_visible(False)
     flat[0].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def forest_plot(rows: pd.DataFrame, title: str, xlabel: str) -> str:
+    """A forest plot: one line per row of ``rows`` (top to bottom), with columns ``label``,
+    ``estimate``, ``ci_low``, ``ci_high``, ``weight`` (percent; sets the square's size)
+    and ``pooled`` (True: drawn as a diamond, e.g. the meta-analysis estimate of a
+    stratum). A dashed line marks no effect (0)."""
+    n = len(rows)
+    fig, ax = _figure(6.0, 0.9 + 0.28 * max(n, 1))
+    ys = np.arange(n)[::-1].astype(float)
+    for y, r in zip(ys, rows.itertuples(index=False), strict=True):
+        est, lo, hi = float(r.estimate), float(r.ci_low), float(r.ci_high)
+        if bool(r.pooled):
+            ax.fill([lo, est, hi, est], [y, y + 0.3, y, y - 0.3], color=CASE_COLOUR, lw=0)
+        else:
+            ax.plot([lo, hi], [y, y], color="#333333", lw=1)
+            size = 4 + 10 * np.sqrt(max(float(r.weight), 0.0) / 100) if np.isfinite(r.weight) else 4
+            ax.plot([est], [y], marker="s", ms=size, color=CONTROL_COLOUR, lw=0)
+    ax.axvline(0.0, color=OTHER_COLOUR, lw=0.8, ls="--")
+    ax.set_yticks(ys)
+    ax.set_yticklabels([str(v) for v in rows["label"]], fontsize=8)
+    ax.set_ylim(-0.8, n - 0.2)
+    ax.grid(axis="y", visible=False)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
     fig.tight_layout()
     return _png(fig)

@@ -130,6 +130,14 @@ def _cohort(r: RunResults) -> Section:
                               f"p = {_p(c.sex_p)}.")
     if c.age_t is not None:
         sec.paragraphs.append(f"Age, cases vs controls: Welch t test t = {c.age_t:.2f}, p = {_p(c.age_p)}.")
+    if r.site_counts is not None and len(r.site_counts):
+        sc = r.site_counts
+        sec.tables.append(Table(
+            ["site", f"cases ({r.case_label})", f"controls ({r.control_label})", "n"],
+            [[str(t.site), str(int(t.n_case)), str(int(t.n_control)), str(int(t.n))]
+             for t in sc.itertuples()],
+            f"Samples per site ({len(sc)} sites; column {r.methods.site!r}). The site is a "
+            "categorical covariate of the linear model."))
     if r.repeats is not None:
         sec.paragraphs.append(f"Samples: {r.repeats.describe()}.")
     return sec
@@ -298,6 +306,13 @@ def _pca(r: RunResults) -> Section:
                           "log2, half-minimum imputed, autoscaled") + "). Colour: group"
         + ("; marker: sex (circles men, triangles women)" if _by_sex(r) else "")
         + ". Axis labels give the explained variance."))
+    if "site" in r.obs and r.obs["site"].notna().any():
+        sec.figures.append(Figure(
+            "fig-pca-site", F.pca_by_site(r.pca, r.obs, r.case_label, r.control_label),
+            "Scatter plot of principal component 1 against component 2, coloured by site",
+            f"The same PCA scores coloured by site (column {r.methods.site!r}); marker: group "
+            "(circles controls, triangles cases). Sites that separate along a component "
+            "point to a site (batch) effect."))
     return sec
 
 
@@ -537,6 +552,7 @@ def _discrimination(r: RunResults, names: dict[str, str]) -> Section:
                                 f"prevalence of {_pct(r.methods.prevalence)}"
                                 + (f" ({r.methods.prevalence_source})"
                                    if r.methods.prevalence_source else "") + "."))
+    _per_site(sec, m, "auc", "AUC")
     imp = tb.get("importance")
     if imp is not None and len(imp):
         key = "permutation_importance" if "permutation_importance" in imp else imp.columns[1]
@@ -548,6 +564,29 @@ def _discrimination(r: RunResults, names: dict[str, str]) -> Section:
         sec.tables.append(Table(["analyte"] + [c.replace("_", " ") for c in cols], rows,
                                 "Top 15 features by importance."))
     return sec
+
+
+def _per_site(sec: Section, m: Any, key: str, label: str) -> None:
+    """The model's per-site table; with leave-site-out validation named as the test of
+    transportability."""
+    ps = m.tables.get("per_site")
+    if ps is None or not len(ps):
+        return
+    lso = m.params.get("cv") == "leave-site-out" or "leave-site-out" in str(m.cv_scheme)
+    if key == "auc":
+        cols = ["site", "cases", "controls", "AUC (95% CI)", "note"]
+        rows = [[str(t.site), str(t.n_case), str(t.n_control),
+                 _ci(t.auc, t.auc_ci_low, t.auc_ci_high) if pd.notna(t.auc) else "–",
+                 str(t.note) if pd.notna(t.note) else ""] for t in ps.itertuples()]
+    else:
+        cols = ["site", "samples", "Q²", "RMSE", "note"]
+        rows = [[str(t.site), str(t.n), _num(t.q2), _num(t.rmse),
+                 str(t.note) if pd.notna(t.note) else ""] for t in ps.itertuples()]
+    caption = (f"{label} of each site when it was left out of training (leave-site-out "
+               "validation): the test of transportability, whether the model works in a clinic "
+               "it never saw." if lso else f"{label} of each site's out-of-fold predictions "
+               "(the folds mixed the sites: not a test of transportability).")
+    sec.tables.append(Table(cols, rows, caption))
 
 
 def _threshold_method(th: pd.DataFrame) -> str:
@@ -570,6 +609,7 @@ def _severity(r: RunResults, names: dict[str, str]) -> Section:
         f"{m.cv_scheme}; n = {m.n}. R²Y {_num(m.r2y)}, Q² {_num(m.q2)} "
         f"({_perm_p(m.permutation_p_q2, m.permutations)}), RMSEE {_num(m.rmsee)}, RMSECV "
         f"{_num(m.rmsecv)}, R² = Spearman² {_num(m.r2_spearman)}.")
+    _per_site(sec, m, "q2", "Q² and RMSE")
     if "observed_predicted" in tb:
         sec.figures.append(Figure(
             "fig-pls", F.pls_observed_predicted(tb["observed_predicted"], m),
@@ -802,6 +842,33 @@ def _followup(r: RunResults, names: dict[str, str]) -> Section:
     return sec
 
 
+def _compare(r: RunResults, names: dict[str, str]) -> Section:
+    sec = Section("compare", "Replication of the published signature")
+    c = r.compare
+    if c is None:
+        return _not_run(sec, r, "compare", "The comparison")
+    ref = c.reference
+    cite = str(ref.get("citation", ref.get("name", ""))).rstrip(".")
+    sec.paragraphs.append(f"Reference: {cite}. {c.summary}")
+    if ref.get("published"):
+        sec.paragraphs.append(f"Not published: {ref['published']}")
+    t = c.table
+    rows = [[str(x.finding), names.get(str(x.analyte), str(x.analyte)), str(x.stratum),
+             str(x.expected or "–"), str(x.observed_direction or "–"),
+             _ci(x.effect, x.effect_ci_low, x.effect_ci_high) if pd.notna(x.effect) else "–",
+             _p(x.q), _p(x.interaction_q),
+             str(x.verdict), str(x.note or "")] for x in t.itertuples()]
+    sec.tables.append(Table(
+        ["finding", "analyte", "stratum", "expected", "observed", "effect (95% CI)", "q",
+         "interaction q (group x sex)", "verdict", "note"], rows,
+        f"Each published finding against this study: agree or disagree needs q < {c.alpha:g}; "
+        "a finding in one sex is called specific to it only when the interaction q is below "
+        f"{c.alpha:g}. Sign test over the findings whose direction was observed: "
+        f"{c.sign_test.get('k')} of {c.sign_test.get('n')} in the expected direction "
+        f"(one-sided p = {_p(c.sign_test.get('p'))})."))
+    return sec
+
+
 def _methods(r: RunResults) -> Section:
     return Section("methods", "Methods", paragraphs=methods_paragraphs(r))
 
@@ -862,6 +929,8 @@ def render_report(results: RunResults) -> str:
                 _boxplots(r, names),
                 _markers(r, names), _discrimination(r, names), _severity(r, names),
                 _stratification(r, names), _signatures(r, names),
+                *([_compare(r, names)] if r.compare is not None
+                  or "compare" in r.skipped else []),
                 *([_followup(r, names)] if r.followup is not None
                   or ("followup" in r.skipped and r.config.followup.enabled) else []),
                 _methods(r), _provenance(r)]

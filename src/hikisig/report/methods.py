@@ -66,11 +66,16 @@ def _statistics(r: RunResults) -> str:
                 "fold change is given." if additive else
                 "; fold changes are ratios of geometric means.")]
     if m.by:
-        cov = f" + {' + '.join(m.covariates)}" if m.covariates else ""
+        covs = [c for c in m.covariates if c != m.site]
+        cov = f" + {' + '.join(covs)}" if covs else ""
+        site = f" + C({m.site})" if m.site else ""
         lhs = "value" if additive else "log2(value)"
-        parts.append(f"The linear model {lhs} ~ group * {m.by}{cov} gave the group effect "
+        parts.append(f"The linear model {lhs} ~ group * {m.by}{cov}{site} gave the group effect "
                      f"within each level of {m.by!r} and the group x {m.by} interaction "
-                     "(stratum 'interaction').")
+                     "(stratum 'interaction')" + (
+                         f"; the site ({m.site!r}) entered as a categorical covariate "
+                         "(treatment-coded, reference the first site sorted)." if m.site
+                         else "."))
     if m.severity:
         parts.append(f"Within cases, each analyte was correlated with {m.severity!r} (Pearson and "
                      "Spearman; stratum 'cases').")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -35,7 +36,7 @@ from hikisig.errors import AlignmentError
 from hikisig.stats import univariate as uv
 from hikisig.stats.ranked import SortedBlock
 
-__all__ = ["TESTS", "TIDY_COLUMNS", "aligned", "case_control"]
+__all__ = ["TESTS", "TIDY_COLUMNS", "CategoricalCovariateWarning", "aligned", "case_control"]
 
 #: Leading columns of the result (more follow).
 TIDY_COLUMNS = ["analyte", "stratum", "test", "statistic", "p", "q", "effect", "effect_ci_low",
@@ -82,12 +83,56 @@ def _block_moments(x: np.ndarray, masks: np.ndarray, additive: bool = False) -> 
 
 @dataclass
 class _LmSetup:
-    """The linear model's two levels and design (rows of unknown level are NaN: left out)."""
+    """The linear model's two levels and design (rows of unknown level are NaN: left out);
+    ``optional`` marks the dummy columns of categorical covariates (a level without values
+    of an analyte is left out of that analyte's fit)."""
 
     ref: str
     other: str
     design: np.ndarray
     with_covariates: bool
+    optional: np.ndarray | None = None
+    with_site: bool = False
+
+
+class CategoricalCovariateWarning(UserWarning):
+    """A covariate that is not numeric enters the linear model as a categorical one."""
+
+
+def _covariate_columns(covariates: pd.DataFrame | None, site: Any, index: pd.Index,
+                       keep: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, bool, bool]:
+    """The covariate columns of the linear model (kept rows): numeric covariates as given,
+    a covariate with a value that is not a number and the site as treatment-coded dummies.
+
+    Returns the columns (or None), which of them are dummies, and whether there were
+    covariates and a site.
+    """
+    cols: list[np.ndarray] = []
+    dummy: list[bool] = []
+    with_cov = covariates is not None and covariates.shape[1] > 0
+    if covariates is not None and covariates.shape[1]:
+        values = pd.DataFrame(aligned(covariates, index, "covariates"), index=index,
+                              columns=covariates.columns)
+        for name in values.columns:
+            col = values[name]
+            num = pd.to_numeric(col, errors="coerce")
+            if bool((num.isna() & col.notna()).any()):
+                d, levels = uv.treatment_dummies(col.to_numpy()[keep])
+                warnings.warn(f"covariate {name!r} is not numeric: treated as categorical "
+                              f"({len(levels)} levels, reference {levels[0]!r})",
+                              CategoricalCovariateWarning, stacklevel=4)
+                cols += list(d.T)
+                dummy += [True] * d.shape[1]
+            else:
+                cols.append(num.to_numpy(dtype=np.float64)[keep])
+                dummy.append(False)
+    with_site = site is not None
+    if site is not None:
+        d, _ = uv.treatment_dummies(aligned(site, index, "site")[keep])
+        cols += list(d.T)
+        dummy += [True] * d.shape[1]
+    cov = np.column_stack(cols) if cols else None
+    return cov, np.array(dummy, dtype=bool), with_cov, with_site
 
 
 @dataclass
@@ -120,7 +165,7 @@ class _Design:
 def _design(index: pd.Index, case: pd.Series | np.ndarray, by: pd.Series | np.ndarray | None,
             covariates: pd.DataFrame | None, severity: pd.Series | np.ndarray | None,
             tests: Sequence[str], mwu_method: str, ci: float, quantiles: bool,
-            additive: bool = False) -> _Design:
+            additive: bool = False, site: pd.Series | np.ndarray | None = None) -> _Design:
     bad = [t for t in tests if t not in TESTS]
     if bad:
         raise ValueError(f"unknown test(s) {bad}; expected {', '.join(TESTS)}")
@@ -142,12 +187,12 @@ def _design(index: pd.Index, case: pd.Series | np.ndarray, by: pd.Series | np.nd
         strata += [(str(lev), labels == lev) for lev in levels]
         if len(levels) == 2:
             ref, other = _sex_levels([str(v) for v in levels])
-            cov = None
-            if covariates is not None and covariates.shape[1]:
-                cov = np.asarray(aligned(covariates, index, "covariates"), dtype=np.float64)[keep]
+            cov, dummy, with_cov, with_site = _covariate_columns(covariates, site, index, keep)
             design = uv.interaction_design(cs, labels == other, cov)
             design[~known] = np.nan
-            lm_setup = _LmSetup(ref, other, design, cov is not None)
+            optional = np.concatenate([np.zeros(4, dtype=bool), dummy])
+            lm_setup = _LmSetup(ref, other, design, with_cov, optional if dummy.any() else None,
+                                with_site)
     sev = None
     if severity is not None:
         sev = pd.to_numeric(pd.Series(aligned(severity, index, "severity"), index=index),
@@ -279,7 +324,7 @@ def _block_rows(x: np.ndarray | None, d: _Design, mom: _BlockMoments | None = No
             if x is None:
                 raise ValueError("a block needs its values or its linear model")
             lm = uv.solve_interaction(uv.normal_equations(x, setup.design, log=not d.additive),
-                                      d.ci)
+                                      d.ci, setup.optional)
         index = {label: k for k, (label, _) in enumerate(d.strata)}
         n = mom.x.n
         i_ref, i_other = index[setup.ref], index[setup.other]
@@ -287,7 +332,8 @@ def _block_rows(x: np.ndarray | None, d: _Design, mom: _BlockMoments | None = No
                   "interaction": (n[2 * i_ref] + n[2 * i_other],
                                   n[2 * i_ref + 1] + n[2 * i_other + 1])}
         response = "value" if d.additive else "log2(value)"
-        method = f"{response} ~ group * by" + (" + covariates" if setup.with_covariates else "")
+        method = (f"{response} ~ group * by" + (" + covariates" if setup.with_covariates else "")
+                  + (" + site" if setup.with_site else ""))
         types = (("difference_adjusted", "difference_of_differences") if d.additive else
                  ("log2_fold_change_adjusted", "log2_ratio_of_fold_changes"))
         for k, (label, key) in enumerate(((setup.ref, "F"), (setup.other, "M"),
@@ -430,6 +476,7 @@ def case_control(
     *,
     by: pd.Series | np.ndarray | None = None,
     covariates: pd.DataFrame | None = None,
+    site: pd.Series | np.ndarray | None = None,
     severity: pd.Series | np.ndarray | None = None,
     tests: Sequence[str] = TESTS,
     mwu_method: str = "asymptotic",
@@ -457,7 +504,18 @@ def case_control(
         group effect in each level (``test = "lm"``) and the interaction
         (``stratum = "interaction"``).
     covariates : DataFrame, optional
-        Numeric covariates of the linear model (e.g. age).
+        Covariates of the linear model (e.g. age). A numeric column enters as it is; a
+        column with a value that is not a number is categorical: treatment-coded like
+        ``site``, with a :class:`CategoricalCovariateWarning` saying so.
+    site : array, optional
+        The site (centre, batch) of each sample: a categorical covariate of the linear
+        model, as treatment-coded dummies (one 0/1 column per level but the reference,
+        the first level sorted as text; rows without a site are left out of the linear
+        model). The method reads ``... + site``. A level whose samples are all in one group
+        or one sex is fine (it only absorbs that level's mean); a level with a single sample
+        is kept, fits that sample exactly and costs one degree of freedom without
+        informing the group effect; a level with no value of an analyte is left out of
+        that analyte's fit. The two-group tests do not use it.
     severity : array, optional
         A severity score: Pearson and Spearman correlation within cases
         (``stratum = "cases"``).
@@ -510,7 +568,7 @@ def case_control(
     ['F', 'M', 'all', 'interaction']
     """
     d = _design(X.index, case, by, covariates, severity, tests, mwu_method, ci, quantiles,
-                additive)
+                additive, site)
     names = [str(c) for c in X.columns]
     x = X.to_numpy(dtype=np.float64)[d.keep]
     # columns in blocks: memory stays bounded by the block, not by the number of analytes

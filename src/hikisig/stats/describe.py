@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-__all__ = ["CohortSummary", "cohort_summary", "group_summary", "missingness", "nonpositive_counts"]
+__all__ = ["CohortSummary", "cohort_summary", "group_summary", "missingness", "nonpositive_counts",
+           "site_counts"]
 
 
 @dataclass
@@ -71,6 +72,32 @@ def cohort_summary(group: pd.Series, case: str, control: str, sex: pd.Series | N
         t, p = sps.ttest_ind(a_case, a_ctrl, equal_var=False)
         out.age_t, out.age_p = float(t), float(p)
     return out
+
+
+def site_counts(group: pd.Series, case: str, control: str, site: pd.Series) -> pd.DataFrame:
+    """Cases and controls at each site: one row per site (sorted as text; samples without a
+    site under ``site = "missing"``, last), columns ``site``, ``n_case``, ``n_control``, ``n``.
+
+    Examples
+    --------
+    >>> g = pd.Series(["case", "control", "case", "control"])
+    >>> site_counts(g, "case", "control", pd.Series(["B", "A", "A", None]))["n_case"].tolist()
+    [1, 1, 0]
+    """
+    known = site.notna().to_numpy()
+    text = site.astype(object).where(known, None).map(lambda v: None if v is None else str(v))
+    levels = sorted({v for v in text if v is not None})
+    if not known.all():
+        levels.append("missing")
+        text = text.where(known, "missing")
+    g = group.to_numpy()
+    rows = []
+    for lev in levels:
+        m = (text == lev).to_numpy()
+        n_case, n_control = int((m & (g == case)).sum()), int((m & (g == control)).sum())
+        rows.append({"site": lev, "n_case": n_case, "n_control": n_control,
+                     "n": n_case + n_control})
+    return pd.DataFrame(rows, columns=["site", "n_case", "n_control", "n"])
 
 
 def group_summary(values: pd.Series, groups: pd.Series, order: list[str]) -> pd.DataFrame:

@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats as sps
 
 from hikisig.stats.ranked import SortedBlock, SubsetRanks
@@ -491,7 +493,8 @@ def interaction_design(case: np.ndarray, male: np.ndarray, covariates: np.ndarra
                        ) -> np.ndarray:
     """Design matrix of ``group * sex + covariates``: intercept, case, male, case x male, covariates.
 
-    Rows with a missing covariate hold NaN (they are left out of the fit).
+    Rows with a missing covariate hold NaN (they are left out of the fit). A categorical
+    covariate enters as its 0/1 dummy columns (:func:`treatment_dummies`).
     """
     g = np.asarray(case, dtype=float)
     m = np.asarray(male, dtype=float)
@@ -500,6 +503,32 @@ def interaction_design(case: np.ndarray, male: np.ndarray, covariates: np.ndarra
         cov = np.asarray(covariates, dtype=float)
         cols += list(cov.reshape(len(g), -1).T)
     return np.column_stack(cols)
+
+
+def treatment_dummies(labels: Any) -> tuple[np.ndarray, list[str]]:
+    """Treatment coding of a categorical variable: one 0/1 column per level but the first.
+
+    Levels are the distinct non-missing values as text, sorted; the first is the reference
+    (its effect is in the intercept). Rows with a missing value hold NaN (left out of a
+    fit). Returns the columns (rows x levels - 1) and the sorted levels.
+
+    Examples
+    --------
+    >>> d, levels = treatment_dummies(["b", "a", None, "c"])
+    >>> levels
+    ['a', 'b', 'c']
+    >>> d.tolist()[0], d.tolist()[1]
+    ([1.0, 0.0], [0.0, 0.0])
+    """
+    values = np.asarray(labels, dtype=object).ravel()
+    known = ~np.asarray(pd.isna(values), dtype=bool)
+    text = np.array([str(v) if k else "" for v, k in zip(values, known, strict=True)],
+                    dtype=object)
+    levels = sorted(set(text[known].tolist()))
+    out = np.column_stack([(text == lev).astype(float) for lev in levels[1:]]) if len(
+        levels) > 1 else np.zeros((len(values), 0))
+    out[~known] = np.nan
+    return out, levels
 
 
 def normal_equations(y: np.ndarray, design: np.ndarray, log: bool = True) -> NormalEquations:
@@ -536,16 +565,29 @@ def normal_equations(y: np.ndarray, design: np.ndarray, log: bool = True) -> Nor
     return NormalEquations(xtx, xty, yty, w.sum(axis=0), shift)
 
 
-def solve_interaction(ne: NormalEquations, ci: float = 0.95) -> dict[str, dict[str, np.ndarray]]:
+def solve_interaction(ne: NormalEquations, ci: float = 0.95,
+                      optional: np.ndarray | None = None) -> dict[str, dict[str, np.ndarray]]:
     """Group effects of ``log2(value) ~ group * sex + covariates`` (or ``value ~ ...``)
     from its normal equations.
 
     The per-analyte systems are solved in batch. Returns the same dictionary as
-    :func:`interaction_model`.
+    :func:`interaction_model`. ``optional`` marks design columns that may be absent for
+    an analyte (the dummies of a categorical covariate: a level with no usable value of
+    that analyte): such a column is left out of that analyte's fit (and of its degrees of
+    freedom) instead of making the system singular.
     """
     xtx, xty = ne.xtx, ne.xty
     k = xtx.shape[1]
     df = ne.n - k
+    if optional is not None and np.any(optional) and len(xtx):
+        diag = np.diagonal(xtx, axis1=1, axis2=2)
+        absent = np.asarray(optional, dtype=bool)[None, :] & (diag == 0)
+        if absent.any():
+            keep = ~absent
+            both = keep[:, :, None] & keep[:, None, :]
+            xtx = np.where(both, xtx, 0.0) + absent[:, :, None] * np.eye(k)
+            xty = np.where(keep, xty, 0.0)
+            df = ne.n - keep.sum(axis=1)
     # singular designs (e.g. a sex with no cases for this analyte) give NaN, not an error
     det_ok = (np.linalg.matrix_rank(xtx) == k) if len(xtx) else np.zeros(0, dtype=bool)
     safe = np.where(det_ok[:, None, None], xtx, np.eye(k))

@@ -12,7 +12,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["PRESETS", "SynthConfig", "preset"]
+__all__ = ["PRESETS", "SITE_FIELDS", "SynthConfig", "preset"]
+
+#: Fields about sites, left out of ``truth.json``'s config of a single-site study (so that its
+#: files stay byte-identical to those written before sites existed).
+SITE_FIELDS = ("sites", "site_case_share_spread", "site_male_share_spread", "site_offset_sd",
+               "site_scale_sd")
 
 
 class SynthConfig(BaseModel):
@@ -51,6 +56,19 @@ class SynthConfig(BaseModel):
     batch_sd: float = Field(default=0.0, ge=0)
     qc_every: int = Field(default=0, ge=0)
     dtype: Literal["float64", "float32"] = "float64"
+    # sites of a multi-site consortium (``--sites``; docs/synthetic.md "Sites")
+    #: number of recruiting sites, each with its own laboratory; 1 = a single-site study
+    sites: int = Field(default=1, ge=1, le=20)
+    #: a site's case share is the study's share + Uniform(-spread, +spread) (then the
+    #: requested n_cases/n_controls are apportioned to the sites with these weights)
+    site_case_share_spread: float = Field(default=0.2, ge=0, le=0.45)
+    #: a site's male share is male_share + Uniform(-spread, +spread), clipped to 0-1
+    site_male_share_spread: float = Field(default=0.15, ge=0, le=0.5)
+    #: SD of a site's laboratory offset per analyte on the natural-log scale (log offset ~
+    #: N(0, sd^2) per site x analyte; multiplicative, 0.15 ~ an inter-laboratory CV of 15 %)
+    site_offset_sd: float = Field(default=0.15, ge=0, le=2)
+    #: SD of the log of a site's scale factor on the within-site SD (one factor per site)
+    site_scale_sd: float = Field(default=0.1, ge=0, le=1)
     # planted effects (Cohen's d on the log scale)
     lcac_d: float = 0.8
     male_d: float = 0.8
@@ -94,6 +112,9 @@ class SynthConfig(BaseModel):
         except ValueError:
             raise ValueError(f"study_start must be an ISO date yyyy-mm-dd, not {self.study_start!r}") \
                 from None
+        if self.sites > 1 and min(self.n_cases, self.n_controls) < self.sites:
+            raise ValueError(f"{self.sites} sites need at least {self.sites} cases and "
+                             f"{self.sites} controls (one of each per site)")
         if self.severity_instrument not in self.instruments:
             raise ValueError(f"the severity instrument {self.severity_instrument} must be among "
                              "the instruments")
@@ -104,6 +125,10 @@ class SynthConfig(BaseModel):
         """The share of the planted differences removed by the last visit in treated cases
         (the ``treatment_recovery`` field, ``--treatment-effect`` on the command line)."""
         return self.treatment_recovery
+
+    def truth_dump(self) -> dict[str, object]:
+        """The config as written into ``truth.json`` (site fields only with ``sites`` > 1)."""
+        return self.model_dump(exclude=set(SITE_FIELDS) if self.sites == 1 else None)
 
     @property
     def n_participants(self) -> int:

@@ -65,6 +65,47 @@ Untreated cases and controls do not drift. Visit 1 of each participant falls on
 a seeded day within a year from ``study_start``, the next visits every
 ``30 * visit_interval_months`` days (:meth:`SyntheticStudy.visit_dates`); each
 treated case has one intervention (:meth:`SyntheticStudy.interventions`).
+
+Sites (``sites`` K > 1)
+-----------------------
+A multi-site consortium: every participant belongs to one of K recruiting sites
+(``site1`` ... ``siteK``), each measured by its own laboratory. All site draws
+come from a stream of their own (``SeedSequence(seed, spawn_key=(0, 1))``), in
+this order:
+
+* case share: ``n_cases / n_participants + Uniform(-site_case_share_spread,
+  +site_case_share_spread)`` per site (0.2: between 0.3 and 0.7 for a 50/50
+  study), clipped to 0.05-0.95;
+* male share: ``male_share + Uniform(-site_male_share_spread,
+  +site_male_share_spread)`` per site (0.15), clipped to 0-1;
+* sizes: the participants are split as evenly as possible (the first
+  ``n_participants % K`` sites get one more); the requested ``n_cases`` are
+  apportioned to the sites in proportion to size x case share (largest
+  remainder, at least one case and one control per site), the rest of each site
+  are controls; which cases and controls go to which site is a seeded
+  permutation;
+* laboratory offset per site x analyte: ``log offset ~ N(0, site_offset_sd^2)``
+  on the natural-log scale (0.15; a multiplicative factor ``exp(offset)``,
+  about +-15 %), rounded to 6 decimals;
+* scale factor per site: ``exp(N(0, site_scale_sd^2))`` (0.1; about +-10 %),
+  rounded to 6 decimals, multiplying the random part ``z`` (person and visit
+  variation) of every analyte at the site.
+
+The men of a site are ``round(male share x n)`` of its cases and of its
+controls alike (drawn from the participant stream), so sex stays balanced
+between the groups within a site. The measured value of a study sample is::
+
+    log x = log(geo_mean_j) +/- male_log_ratio_j / 2
+            + log_sd_j * (scale_k * z_pvj + shift_pvj) + batch_bj + offset_kj
+
+so the planted shifts (case effects, sexes, subtypes, treatment) are the same
+log ratios at every site: the offset multiplies everyone at a site alike, and
+the scale factor widens or narrows only the spread around the group means
+(location and scale differences, the model of ComBat). The severity scores
+follow the biology (``z``), not the laboratory. The limit of detection is the
+same everywhere, so a site with a negative offset has more values below it.
+QC samples belong to no site and get no offset. With ``sites`` = 1 nothing of
+this is drawn and the files are those of a single-site study, byte for byte.
 """
 
 from __future__ import annotations
@@ -83,6 +124,20 @@ from hikisig.synth.items import answers_for_totals
 from hikisig.synth.panel import MALE_EFFECTS, build_panel
 
 __all__ = ["INTERVENTION_KINDS", "Chunk", "SyntheticStudy", "instrument_means"]
+
+
+def _apportion(total: int, weights: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Integers summing to ``total``, proportional to ``weights`` (largest remainder), each
+    between ``lo`` and ``hi`` (``lo.sum() <= total <= hi.sum()``)."""
+    target = total * weights / weights.sum()
+    counts = np.clip(np.floor(target).astype(np.int64), lo, hi)
+    while counts.sum() < total:
+        room = np.where(counts < hi, target - counts, -np.inf)
+        counts[int(np.argmax(room))] += 1
+    while counts.sum() > total:
+        excess = np.where(counts > lo, counts - target, -np.inf)
+        counts[int(np.argmax(excess))] -= 1
+    return counts
 
 #: Kinds of intervention (``interventions.csv``), with the detail written for each.
 INTERVENTION_KINDS: dict[str, str] = {
@@ -162,8 +217,11 @@ class SyntheticStudy:
         # visit dates and interventions: a stream of their own, so that adding them left every
         # other value of a seed unchanged
         self._dates_seed = np.random.SeedSequence(c.seed, spawn_key=(0, 0))
+        # sites: a stream of their own too (see "Sites" in the module docstring)
+        self._site_seed = np.random.SeedSequence(c.seed, spawn_key=(0, 1))
         self.participants = self._draw_participants()
         self._effects()
+        self._site_effects()
 
     # -- participants ---------------------------------------------------------
     def _draw_participants(self) -> pd.DataFrame:
@@ -173,10 +231,19 @@ class SyntheticStudy:
         is_case = np.zeros(n, dtype=bool)
         is_case[rng.permutation(n)[: c.n_cases]] = True
         male = np.zeros(n, dtype=bool)
-        for grp in (is_case, ~is_case):
-            idx = np.flatnonzero(grp)
-            n_male = round(c.male_share * idx.size)
-            male[rng.permutation(idx)[:n_male]] = True
+        site = np.zeros(n, dtype=np.int64)
+        if c.sites == 1:
+            for grp in (is_case, ~is_case):
+                idx = np.flatnonzero(grp)
+                n_male = round(c.male_share * idx.size)
+                male[rng.permutation(idx)[:n_male]] = True
+        else:
+            site = self._assign_sites(is_case)
+            for k in range(c.sites):
+                for grp in (is_case, ~is_case):
+                    idx = np.flatnonzero(grp & (site == k))
+                    n_male = round(float(self.site_male_share[k]) * idx.size)
+                    male[rng.permutation(idx)[:n_male]] = True
         age = rng.integers(c.age_min, c.age_max + 1, size=n)
         subtype = np.zeros(n, dtype=np.int8)
         cases = np.flatnonzero(is_case)
@@ -187,7 +254,8 @@ class SyntheticStudy:
         if c.visits > 1:
             treated[rng.permutation(cases)[: round(c.treated_share * cases.size)]] = True
         width = max(5, len(str(n)))
-        return pd.DataFrame({
+        self.site_index = site
+        frame = pd.DataFrame({
             "id": [f"SYN{k:0{width}d}" for k in range(1, n + 1)],
             "sex": np.where(male, "M", "F"),
             "age": age,
@@ -195,6 +263,84 @@ class SyntheticStudy:
             "subtype": subtype,
             "treated": treated,
         })
+        if c.sites > 1:
+            frame["site"] = self.site_names[site]
+        return frame
+
+    # -- sites -----------------------------------------------------------------
+    def _assign_sites(self, is_case: np.ndarray) -> np.ndarray:
+        """Draw each site's case and male share, apportion the cases and controls to the sites
+        and assign them (a site index per participant); see "Sites" in the module docstring."""
+        c = self.config
+        k_sites = c.sites
+        rng = np.random.default_rng(self._site_seed)
+        self._site_rng = rng
+        self.site_names = np.array([f"site{k + 1}" for k in range(k_sites)])
+        share = c.n_cases / c.n_participants
+        self.site_case_share_target = np.clip(
+            share + rng.uniform(-c.site_case_share_spread, c.site_case_share_spread, k_sites),
+            0.05, 0.95)
+        self.site_male_share = np.clip(
+            c.male_share + rng.uniform(-c.site_male_share_spread, c.site_male_share_spread,
+                                       k_sites), 0.0, 1.0)
+        n = c.n_participants
+        size = np.full(k_sites, n // k_sites)
+        size[: n % k_sites] += 1
+        n_case = _apportion(c.n_cases, size * self.site_case_share_target,
+                            np.ones(k_sites, dtype=np.int64), size - 1)
+        self.site_n_case, self.site_n_control = n_case, size - n_case
+        site = np.zeros(n, dtype=np.int64)
+        for grp, counts in ((is_case, n_case), (~is_case, size - n_case)):
+            idx = rng.permutation(np.flatnonzero(grp))
+            site[idx] = np.repeat(np.arange(k_sites), counts)
+        return site
+
+    def _site_effects(self) -> None:
+        """The laboratory offset (site x analyte) and scale factor (site) on the log scale."""
+        c = self.config
+        n_an = len(self.log_mean)
+        self.site_log_offset: np.ndarray = np.zeros((1, n_an))
+        self.site_scale: np.ndarray = np.ones(1)
+        if c.sites == 1:
+            return
+        rng = self._site_rng
+        self.site_log_offset = np.round(rng.normal(0.0, c.site_offset_sd, (c.sites, n_an)), 6)
+        self.site_scale = np.round(np.exp(rng.normal(0.0, c.site_scale_sd, c.sites)), 6)
+
+    def sites_truth(self) -> dict[str, Any]:
+        """The ``sites`` entry of ``truth.json`` (only with ``sites`` > 1)."""
+        c, p = self.config, self.participants
+        ids = self.panel["id"].tolist()
+        per_site: dict[str, Any] = {}
+        for k, name in enumerate(self.site_names):
+            at = self.site_index == k
+            per_site[str(name)] = {
+                "n": int(at.sum()),
+                "n_case": int(self.site_n_case[k]),
+                "n_control": int(self.site_n_control[k]),
+                "case_share": float(self.site_n_case[k] / at.sum()),
+                "case_share_drawn": float(self.site_case_share_target[k]),
+                "women_share": float((p["sex"].to_numpy()[at] == "F").mean()),
+                "male_share_drawn": float(self.site_male_share[k]),
+                "scale": float(self.site_scale[k]),
+                "log_offset": {a: float(o) for a, o in zip(ids, self.site_log_offset[k],
+                                                           strict=True)},
+            }
+        return {
+            "n_sites": c.sites,
+            "offset_log_sd": c.site_offset_sd,
+            "scale_log_sd": c.site_scale_sd,
+            "case_share_spread": c.site_case_share_spread,
+            "male_share_spread": c.site_male_share_spread,
+            "rule": "log x = log(geo_mean) +/- male_log_ratio/2 + log_sd * (scale_site * z + "
+                    "shift) + batch + log_offset[site, analyte] (natural log): log_offset ~ "
+                    "N(0, offset_log_sd^2) per site x analyte, scale_site = exp(N(0, "
+                    "scale_log_sd^2)) per site on the random part only; planted shifts are the "
+                    "same at every site. Site case share = study share + U(-spread, +spread), "
+                    "male share = male_share + U(-spread, +spread); n_cases apportioned to "
+                    "near-equal sites by size x case share. QC samples have no site.",
+            "sites": per_site,
+        }
 
     # -- effects -------------------------------------------------------------
     def _effects(self) -> None:
@@ -280,6 +426,9 @@ class SyntheticStudy:
         sub_sign = np.where(subtype == 2, 0.5, np.where(subtype == 1, -0.5, 0.0))
         shift += np.outer(sub_sign * c.subtype_d, self.subtype_vec)
         sev_z = z[:, self.sev_idx]
+        if c.sites > 1:
+            site = self.site_index[a:b][pidx]
+            z *= self.site_scale[site][:, None]
         z += shift
         z *= self.log_sd
         z += self.log_mean
@@ -288,6 +437,8 @@ class SyntheticStudy:
         batch = (global_row * c.batches) // (c.n_participants * v)
         if c.batch_sd > 0:
             z += self.batch_shift[batch]
+        if c.sites > 1:
+            z += self.site_log_offset[site]
         values = np.exp(z)
         below = values < self.lod
         ids = part["id"].to_numpy()[pidx]
@@ -507,7 +658,7 @@ class SyntheticStudy:
             "synthetic": True,
             "study": c.study,
             "note": "Synthetic data generated by hikisig; no real participant.",
-            "config": c.model_dump(),
+            "config": c.truth_dump(),
             "effects": effects,
             "subtypes": {
                 "analytes": [ids[j] for j in np.flatnonzero(self.subtype_vec)],
@@ -534,4 +685,5 @@ class SyntheticStudy:
             "limits_of_detection": {ids[j]: float(self.lod[j]) for j in np.flatnonzero(self.lod)},
             "analytes": p.drop(columns=["source"]).to_dict("records"),
             "treatment": self.treatment_truth(),
+            **({"sites": self.sites_truth()} if c.sites > 1 else {}),
         }

@@ -50,7 +50,8 @@ def write_files(study: SyntheticStudy, out: str | Path, fmt: str = "csv",
                 progress: Progress | None = None) -> list[Path]:
     """Write the study into a folder.
 
-    Files: ``participants.csv`` (id, sex, age, group, subtype, treated, study),
+    Files: ``participants.csv`` (id, sex, age, group, subtype, treated, site (with
+    ``sites`` > 1), study),
     ``measurements.<fmt>`` (id, [visit,] one column per analyte id; ``<LOD`` in CSV,
     empty in Parquet for values below the limit of detection), one
     ``responses_<instrument>.<fmt>`` per instrument (id, [visit,] item1...),
