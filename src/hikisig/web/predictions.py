@@ -74,8 +74,8 @@ def latest_predictions(request: Request, f: Found) -> list[dict[str, Any]]:
             item["error"] = "no blood sample of this participant in the store"
         else:
             try:
-                pred = predict(load_registered(m.path), X,
-                               participant=[f.participant.code]).iloc[0].to_dict()
+                pred = predict(load_registered(m.path), X, participant=[f.participant.code],
+                               site=[f.site] if f.site else None).iloc[0].to_dict()
                 item["prediction"] = {k: v for k, v in pred.items() if k != "id"}
             except Exception as exc:  # a model that cannot score this sample: say why on the page
                 item["error"] = str(exc)
