@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
@@ -163,3 +164,52 @@ def run_cli(*args: str, stdin: str = "") -> CliResult:
     finally:
         sys.stdin = old_stdin
     return CliResult(code, out.getvalue(), err.getvalue())
+
+
+#: Debian's Chromium, installed by `make test` under CI.
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A headless Chromium for one test module (skip the module when it is absent)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run",
+            "--disable-default-apps", "--disable-extensions"])
+        yield b
+        b.close()
+
+
+def synthetic_store_at_sites(folder: Path, seed: int, sites: tuple[str, ...] = ("A",)
+                             ) -> tuple[Store, str]:
+    """A synthetic study (20 cases, 20 controls, 40 analytes) in a store at ``folder``, every
+    participant at the first of ``sites`` (the other sites created empty)."""
+    from sqlalchemy import update
+
+    from hikisig.synth import SynthConfig, SyntheticStudy
+    from hikisig.synth.writers import write_store
+
+    db = folder / "s.db"
+    write_store(SyntheticStudy(SynthConfig(n_cases=20, n_controls=20, n_analytes=40, seed=seed)),
+                str(db))
+    store = Store(db)
+    study = store.study_names()[0]
+    with store.session() as s:
+        st = store.study(s, study)
+        made = [schema.Site(study_id=st.id, code=code) for code in sites]
+        s.add_all(made)
+        s.flush()
+        s.execute(update(schema.Participant).values(site_id=made[0].id))
+    return store, study
+
+
+def api_session(app: FastAPI, name: str, password: str = PASSWORD) -> tuple[TestClient, dict[str, str]]:
+    """A JSON API client signed in as ``name`` and its CSRF header."""
+    c = TestClient(app)
+    r = c.post("/api/v1/session", json={"username": name, "password": password})
+    assert r.status_code == 200, r.text
+    return c, {"X-CSRF-Token": r.json()["csrf_token"]}

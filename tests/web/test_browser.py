@@ -9,7 +9,6 @@ no failed request, no request to anything but the local server.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,17 +92,6 @@ class Watch:
         assert self.bad_status == (expected_bad or []), self.bad_status
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run",
-            "--disable-default-apps", "--disable-extensions"])
-        yield b
-        b.close()
 
 
 def _new_page(browser: Any, url: str) -> tuple[Any, Any, Watch]:
@@ -166,11 +154,11 @@ def test_clinician_enters_questionnaires(browser: Any, live_clinic: tuple[Clinic
         _sign_in(page, "docA", "/participants")
         assert page.url == url + "/participants"
         assert page.locator("h1").inner_text() == "Participants of site A"
-        assert page.locator("table.list a").all_inner_texts() == ["PA"]  # PB is at site B
+        assert page.locator("table.list tbody a").all_inner_texts() == ["PA"]  # PB is at site B
 
-        page.click("table.list a:text-is('PA')")
+        page.click("table.list tbody a:text-is('PA')")
         page.wait_for_url(f"**/participants/{clinic.pid_a}")
-        page.click("#visit-1 a.button:text-is('hq25')")
+        page.click("#visit-1 a.button:text-is('HQ-25')")
         page.wait_for_url(f"**/participants/{clinic.pid_a}/visits/1/assess/hq25")
         assert page.locator("input[type=radio][name=item25]").count() == 5
         answers = {i: (3 * i + 1) % 5 for i in range(1, 26)}  # every value 0-4, reverse items mixed
@@ -186,8 +174,8 @@ def test_clinician_enters_questionnaires(browser: Any, live_clinic: tuple[Clinic
         # PHQ-9 with item 9 (thoughts of self-harm) above 0: the alert is prominent
         page.click("a:text-is('← participant PA')")
         page.wait_for_url(f"**/participants/{clinic.pid_a}")
-        assert page.locator("#visit-1 tr:has-text('hq25') td").nth(1).inner_text() == str(expected)
-        page.click("#visit-1 a.button:text-is('phq9')")
+        assert page.locator("#visit-1 tr:has-text('HQ-25') td").nth(1).inner_text() == str(expected)
+        page.click("#visit-1 a.button:text-is('PHQ-9')")
         phq = {i: 1 for i in range(1, 9)} | {9: 2}
         _fill(page, phq)
         page.click("#save")
@@ -257,6 +245,8 @@ def test_analyst_uploads_lab_file(browser: Any, live_clinic: tuple[Clinic, str])
         page.wait_for_url("**/labs/preview")
         assert page.locator("#upload-ok").inner_text().startswith("3 samples × 2 analytes; 6 values would be")
         assert _counts(clinic) == before  # a preview stores nothing
+        assert "unit missing" in page.content()
+        page.check("#units_ok")  # the file gives no units: the analyst confirms
         page.click("#import")
         page.wait_for_url("**/labs/import")
         assert "Imported into study clinic" in page.locator("#import-done").inner_text()

@@ -31,6 +31,7 @@ __all__ = [
     "InstrumentError",
     "Item",
     "ItemAlert",
+    "Licence",
     "MissingRule",
     "Subscale",
     "UnavailableSubscale",
@@ -63,6 +64,19 @@ class Item(_Strict):
 
     number: int = Field(ge=1)
     text: str | None = None
+
+
+class Licence(_Strict):
+    """Whether the item wording may be reproduced, under which licence, and the source saying so.
+
+    ``text_allowed = false`` means hikisig does not store or show the wording (the licence
+    forbids it or no source read confirms that reuse is allowed); forms then say so and name
+    ``source``.
+    """
+
+    text_allowed: bool
+    name: str
+    source: str
 
 
 class Subscale(_Strict):
@@ -134,6 +148,7 @@ class Instrument(_Strict):
 
     id: str
     name: str
+    short_name: str = ""
     version: str
     reference_period: str
     n_items: int = Field(ge=1)
@@ -142,6 +157,8 @@ class Instrument(_Strict):
     response_labels: dict[str, str] = {}
     items: list[Item] = []
     item_text_licence: str = ""
+    licence: Licence | None = None
+    item_stem: str = ""
     reverse_items: list[int] = []
     subscales: list[Subscale] = []
     unavailable_subscales: list[UnavailableSubscale] = []
@@ -175,6 +192,11 @@ class Instrument(_Strict):
             check_items(f"alert {al.id}", [al.item])
         if self.items and sorted(i.number for i in self.items) != list(range(1, n + 1)):
             problems.append(f"items must be numbered 1..{n}")
+        if any(i.text for i in self.items):
+            if self.licence is None or not self.licence.text_allowed:
+                problems.append("item text is stored but licence.text_allowed is not true")
+            if "item_text" not in self.verified:
+                problems.append("item text is stored without a verified.item_text entry naming its source")
         if self.missing.max_missing >= n:
             problems.append("missing.max_missing must be below n_items")
         mins = [b.min for b in self.bands]
@@ -204,6 +226,11 @@ class Instrument(_Strict):
     def max_total(self) -> float:
         """Largest possible total."""
         return float(self.n_items * self.response_max)
+
+    @property
+    def item_texts(self) -> dict[int, str]:
+        """Item number -> wording, for the items whose wording is stored (licence permitting)."""
+        return {i.number: i.text for i in self.items if i.text}
 
     def cutoff(self, cutoff_id: str) -> Cutoff | None:
         """The cut-off with this id, or None."""

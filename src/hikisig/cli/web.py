@@ -35,6 +35,10 @@ def serve_cmd(
     jobs: Annotated[int, typer.Option(help="Analyses run at the same time.")] = 1,
     proxy_headers: Annotated[bool, typer.Option(help="Trust X-Forwarded-Proto/For from a local "
                                                 "TLS proxy (cookies become Secure over https).")] = False,
+    forwarded_allow_ips: Annotated[str, typer.Option(
+        help="With --proxy-headers: the proxies whose X-Forwarded-* headers are trusted (comma-separated "
+             "addresses or networks). A request from any other address keeps its own address, "
+             "whatever it claims; the sign-in throttle counts per resulting address.")] = "127.0.0.1",
     key_file: KeyFileOpt = None,
 ) -> None:
     """Run the clinic web app (pages, JSON API at /api/v1, OpenAPI at /openapi.json).
@@ -52,9 +56,15 @@ def serve_cmd(
 
     if not 1 <= port <= 65535:
         raise HikisigError(f"--port {port}: expected 1 to 65535")
+    trusted = _trusted_proxies(forwarded_allow_ips) if proxy_headers else None
     keys = _use_key_file(key_file)
     application = create_app(db or options(ctx).db, WebSettings(idle_minutes=idle_minutes, work_dir=work_dir,
                                                    job_workers=max(1, jobs)))
+    if not keys:
+        from hikisig.cohort.audit import require_key_if_signed
+
+        with Session(application.state.store.engine) as s:
+            require_key_if_signed(s, keys)
     if keys:
         with Session(application.state.store.engine) as s, s.begin():
             ensure_key_entry(s, keys, actor="hikisig serve")
@@ -63,8 +73,28 @@ def serve_cmd(
     err.print(f"hikisig web app on http://{host}:{port}  (store {application.state.store.display_url}; "
               "Ctrl+C stops)", markup=False)
     uvicorn.run(application, host=host, port=port, proxy_headers=proxy_headers,
-                forwarded_allow_ips="127.0.0.1" if proxy_headers else None,
+                forwarded_allow_ips=trusted,
                 log_level="warning" if options(ctx).quiet else "info", server_header=False)
+
+
+def _trusted_proxies(value: str) -> str:
+    """The ``--forwarded-allow-ips`` list, checked: addresses or networks, no ``*`` (trusting every
+    client would let anyone choose the address the sign-in throttle counts)."""
+    import ipaddress
+
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise HikisigError("--forwarded-allow-ips: give at least one proxy address (e.g. 127.0.0.1)")
+    for item in items:
+        if item == "*":
+            raise HikisigError("--forwarded-allow-ips '*' would trust X-Forwarded-For from any client: "
+                               "name the proxy's address")
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            if not item.startswith("unix:"):
+                raise HikisigError(f"--forwarded-allow-ips: {item!r} is not an address or network") from None
+    return ",".join(items)
 
 
 KeyFileOpt = Annotated[Path | None, typer.Option(

@@ -82,17 +82,36 @@ def import_responses(store: Store, answers: pd.DataFrame, instrument: Instrument
                                n_values=len(answers), options={"replace": replace})
         s.add(log)
         s.flush()
-        parts = {p.code: p for p in s.scalars(select(schema.Participant)
-                                              .where(schema.Participant.study_id == st.id))}
+        from hikisig.cohort.importer import participant_index
+
+        index = participant_index(s, st.id)  # code -> [(id, site)]: sites may share a code
         for k, rec in enumerate(answers.to_dict("records")):
             code = str(rec["id"])
             visit_index = 1 if rec.get("visit") is None or pd.isna(rec.get("visit")) else int(rec["visit"])
-            p = parts.get(code)
-            if p is None:
-                p = schema.Participant(study_id=st.id, code=code, attributes={})
+            site = rec.get("site")
+            site = None if site is None or pd.isna(site) or not str(site).strip() else str(site).strip()
+            if site is None and code not in index and "/" in code:  # ``site/code`` as analyses name it
+                site, code = code.split("/", 1)
+            found = [f for f in index.get(code, []) if site is None or f[1] == site]
+            if len(found) > 1:
+                pc.add(f"participant code {code!r} is used at {len(found)} sites of study {study!r} "
+                       f"({', '.join(sorted(str(f[1]) for f in found))}): give a site column or "
+                       "site/code to say which", row=k + 2, column="id", value=code)
+                continue
+            if found:
+                p = s.get_one(schema.Participant, found[0][0])
+            else:
+                site_id = None
+                if site is not None:
+                    site_id = s.scalar(select(schema.Site.id).where(schema.Site.study_id == st.id,
+                                                                    schema.Site.code == site))
+                    if site_id is None:
+                        pc.add(f"no site {site!r} in study {study!r}", row=k + 2, column="site", value=site)
+                        continue
+                p = schema.Participant(study_id=st.id, code=code, site_id=site_id, attributes={})
                 s.add(p)
                 s.flush()
-                parts[code] = p
+                index.setdefault(code, []).append((p.id, site))
                 res.n_participants_new += 1
             v = s.scalar(select(schema.Visit).where(schema.Visit.participant_id == p.id,
                                                     schema.Visit.visit_index == visit_index))
@@ -124,7 +143,9 @@ def import_responses(store: Store, answers: pd.DataFrame, instrument: Instrument
 
 
 def _rows(s: Session, study_id: int, instrument: str | None) -> list[Any]:
-    stmt = (select(schema.Assessment, schema.Participant.code, schema.Visit.visit_index)
+    from hikisig.cohort.dataset import participant_label
+
+    stmt = (select(schema.Assessment, participant_label(), schema.Visit.visit_index)
             .join(schema.Visit, schema.Assessment.visit_id == schema.Visit.id)
             .join(schema.Participant, schema.Visit.participant_id == schema.Participant.id)
             .where(schema.Participant.study_id == study_id)

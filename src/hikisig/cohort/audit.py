@@ -36,14 +36,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from hikisig.cohort import schema
 from hikisig.errors import HikisigError
 
-__all__ = ["GENESIS", "KEY_ENV", "AuditReport", "append_event", "canonical", "ensure_key_entry",
-           "entry_hash", "iter_events", "key_fingerprint", "load_audit_keys", "verify_chain"]
+__all__ = ["GENESIS", "KEY_ENV", "AuditKeyMissingError", "AuditReport", "append_event", "canonical",
+           "chain_is_signed", "ensure_key_entry", "entry_hash", "iter_events", "key_fingerprint",
+           "load_audit_keys", "require_key_if_signed", "verify_chain"]
 
 #: ``prev_hash`` of the first entry.
 GENESIS = "0" * 64
@@ -123,6 +124,44 @@ def _add(session: Session, last: schema.AuditEvent | None, key: bytes | None,
     return e
 
 
+class AuditKeyMissingError(HikisigError):
+    """The store's audit trail is signed, and this process has no audit key to continue it."""
+
+
+#: Per store (engine URL): (a key entry was seen, entries scanned up to this id). The trail is
+#: append-only, so later look-ups scan only newer entries; a trail shorter than the scanned
+#: part (a new store at the same place) is scanned again. In-memory stores are not cached.
+_SCANNED: dict[str, tuple[bool, int]] = {}
+
+
+def chain_is_signed(session: Session) -> bool:
+    """True when the trail has an ``audit_key`` entry (from there on, writers need the key)."""
+    url = session.get_bind().engine.url
+    cacheable = bool(url.database) and url.database != ":memory:"
+    head = int(session.scalar(select(func.max(schema.AuditEvent.id))) or 0)
+    signed, upto = _SCANNED.get(str(url), (False, 0)) if cacheable else (False, 0)
+    if head < upto:
+        signed, upto = False, 0
+    if not signed:
+        signed = session.scalar(select(schema.AuditEvent.id)
+                                .where(schema.AuditEvent.action == _KEY_ACTION, schema.AuditEvent.id > upto)
+                                .limit(1)) is not None
+    if cacheable:
+        _SCANNED[str(url)] = (signed, head)
+    return signed
+
+
+def require_key_if_signed(session: Session, keys: Sequence[bytes] | None = None) -> None:
+    """Refuse to write (:class:`AuditKeyMissingError`) when the trail is signed and no key is
+    configured (``keys`` default to :func:`load_audit_keys`): an unsigned entry would break
+    the signed chain."""
+    keys = load_audit_keys() if keys is None else list(keys)
+    if not keys and chain_is_signed(session):
+        raise AuditKeyMissingError(
+            f"the audit trail of this store is signed: give the audit key file ({KEY_ENV}=FILE or "
+            "--key-file) to write to it")
+
+
 def _lock(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
@@ -159,7 +198,8 @@ def append_event(session: Session, *, actor: str, role: str, action: str, entity
 
     ``keys`` default to :func:`load_audit_keys` (``$HIKISIG_AUDIT_KEY_FILE``); with a key
     the entry is signed (HMAC), preceded by an ``audit_key`` entry when the chain was not
-    signed with that key before.
+    signed with that key before. Without ``keys`` and without a key file, a signed trail
+    is not written to: :class:`AuditKeyMissingError` (the CLI prints it and exits 2).
 
     Examples
     --------
@@ -168,7 +208,10 @@ def append_event(session: Session, *, actor: str, role: str, action: str, entity
     """
     if action not in schema.AUDIT_ACTIONS or action == _KEY_ACTION:
         raise ValueError(f"unknown audit action {action!r}")
+    from_env = keys is None
     keys = load_audit_keys() if keys is None else list(keys)
+    if from_env:  # an explicit ``keys=[]`` is a deliberate unsigned write (tests of the verifier)
+        require_key_if_signed(session, keys)
     key = keys[0] if keys else None
     _lock(session)
     last = _last(session)

@@ -21,17 +21,19 @@ def load_criteria(store: Store, study: str) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        ``id`` (participant code), ``visit``, ``status``, ``severity``, ``reasons``,
+        ``id`` (participant code; ``site/code`` when sites share it), ``visit``,
+        ``status``, ``severity``, ``reasons``,
         ordered by participant and visit; empty when nothing was recorded.
     """
     from hikisig.assess.criteria import CRITERIA_COLUMNS, apply_criteria
+    from hikisig.cohort.dataset import participant_label
 
     c = schema.CriteriaRecord
     inputs = list(CRITERIA_COLUMNS[1:])
     with Session(store.engine) as s:
         st = store.study(s, study)
         rows = s.execute(
-            select(schema.Participant.code, schema.Visit.visit_index,
+            select(participant_label(), schema.Visit.visit_index,
                    *[getattr(c, name) for name in inputs])
             .join(schema.Visit, c.visit_id == schema.Visit.id)
             .join(schema.Participant, schema.Visit.participant_id == schema.Participant.id)

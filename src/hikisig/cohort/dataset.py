@@ -27,7 +27,26 @@ from hikisig.errors import HikisigError, InputError, Problem
 if TYPE_CHECKING:
     from hikisig.cohort.store import Store
 
-__all__ = ["MAPPING_COLUMNS", "OBS_COLUMNS", "VAR_COLUMNS", "Dataset", "load_dataset"]
+__all__ = ["MAPPING_COLUMNS", "OBS_COLUMNS", "VAR_COLUMNS", "Dataset", "load_dataset", "participant_label"]
+
+
+def participant_label() -> Any:
+    """A participant's identity in analyses, as a SQL expression over ``participant``.
+
+    Codes are unique per study and site (schema revision 0005). A code used by one
+    participant of the study stays the participant's id (``A-001``); a code that two
+    or more sites share becomes ``site/code`` (``B/A-001``; no site: ``/A-001``), so that
+    existing analyses, criteria, questionnaires and interventions keep their ids and
+    only shared codes change. Every reader that joins these by participant uses it.
+    """
+    from sqlalchemy import case, func, literal
+    from sqlalchemy.orm import aliased
+
+    p, other, own = schema.Participant, aliased(schema.Participant), aliased(schema.Site)
+    shared = (select(func.count()).select_from(other)
+              .where(other.study_id == p.study_id, other.code == p.code).correlate(p).scalar_subquery())
+    site = select(own.code).where(own.id == p.site_id).correlate(p).scalar_subquery()
+    return case((shared > 1, func.coalesce(site, literal("")) + literal("/") + p.code), else_=p.code)
 
 #: Standard sample metadata columns, in this order, before free-form attributes.
 OBS_COLUMNS = ("participant", "visit", "visit_date", "sample_type", "matrix", "batch",
@@ -390,7 +409,7 @@ def load_dataset(store: Store, study: str) -> Dataset:
             schema.Sample.id, schema.Sample.code.label("sample"), schema.Sample.sample_type,
             schema.Sample.matrix, schema.Sample.batch, schema.Sample.injection_order,
             schema.Sample.attributes.label("s_attr"), schema.Visit.visit_index.label("visit"),
-            schema.Visit.visit_date, schema.Participant.code.label("participant"),
+            schema.Visit.visit_date, participant_label().label("participant"),
             schema.Participant.group_label.label("group"), schema.Participant.sex,
             schema.Participant.age, schema.Participant.birth_year,
             schema.Participant.medication_free, schema.Site.code.label("site"),

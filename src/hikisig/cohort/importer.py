@@ -90,66 +90,139 @@ def _none(v: Any) -> Any:
     return v
 
 
+def participant_index(session: Session, study_id: int) -> dict[str, list[tuple[int, str | None]]]:
+    """The participants of a study by code: code -> [(id, site code or None), ...].
+
+    A code names one participant per site (schema revision 0005), so a code may have
+    several entries when sites share it.
+    """
+    out: dict[str, list[tuple[int, str | None]]] = {}
+    for pid, code, site in session.execute(
+            select(schema.Participant.id, schema.Participant.code, schema.Site.code)
+            .outerjoin(schema.Site, schema.Site.id == schema.Participant.site_id)
+            .where(schema.Participant.study_id == study_id).order_by(schema.Participant.id)).all():
+        out.setdefault(code, []).append((int(pid), site))
+    return out
+
+
+def resolve_participant(index: dict[str, list[tuple[int, str | None]]], code: str, site: str | None,
+                        study: str) -> tuple[int | None, str | None]:
+    """The participant ``code`` (at ``site`` when given) of a study: (id, None), or (None, the
+    reason) when there is none or the code is used at several sites and no site was given."""
+    found = index.get(code, [])
+    if site is not None:
+        found = [f for f in found if f[1] == site]
+        if not found:
+            return None, f"no participant {code!r} at site {site!r} in study {study!r}"
+    if not found:
+        return None, f"no participant with this code in study {study!r}"
+    if len(found) > 1:
+        sites = ", ".join(sorted(str(s) for _, s in found))
+        return None, (f"participant code {code!r} is used at {len(found)} sites of study {study!r} "
+                      f"({sites}): give a site column to say which")
+    return found[0][0], None
+
+
 def _upsert_participants(session: Session, study: schema.Study, people: pd.DataFrame,
-                         rows: list[int], replace: bool, pc: ProblemCollector) -> tuple[dict[str, int], int]:
-    """Create or check participants; returns code -> id and the number created."""
+                         rows: list[int], replace: bool, pc: ProblemCollector
+                         ) -> tuple[list[int | None], int]:
+    """Create or check participants; returns each record's participant id and the number created.
+
+    A participant is known by study, site and code (two sites may share a code). A record
+    with a site matches the participant of that code at that site, or the one participant
+    of that code without a site (who gets the site); otherwise it creates one at that site.
+    A record without a site matches the participant of that code; when the code is used at
+    several sites, the record is ambiguous: a problem naming the sites is reported and the
+    record's id is None. Records without a code get None.
+    """
     existing = query_frame(session, select(
         schema.Participant.id, schema.Participant.code, schema.Participant.sex,
         schema.Participant.age, schema.Participant.birth_year, schema.Participant.group_label,
         schema.Participant.medication_free, schema.Participant.site_id,
         schema.Participant.attributes).where(schema.Participant.study_id == study.id))
-    by_code = {c: i for i, c in enumerate(existing["code"].tolist())} if len(existing) else {}
+    by_code: dict[str, list[int]] = {}
+    for k, c in enumerate(existing["code"].tolist() if len(existing) else []):
+        by_code.setdefault(c, []).append(k)
     sites = {s.code: s.id for s in session.scalars(
         select(schema.Site).where(schema.Site.study_id == study.id))}
     new_rows: list[dict[str, Any]] = []
     columns = {"sex": "sex", "age": "age", "birth_year": "birth_year", "group": "group_label",
                "medication_free": "medication_free"}
-    created_codes: set[str] = set()
+    out: list[int | None] = [None] * len(people)
+    pending: dict[tuple[str, int | None], list[int]] = {}  # new participants -> their records
+    adopted: dict[int, int] = {}  # existing participant without a site -> the site it gets here
     for idx, rec in enumerate(people.to_dict("records")):
         code = rec["participant"]
-        if code is None or code in created_codes:
+        if code is None:
             continue
         site_id = None
         site = _none(rec.get("site"))
         if site is not None:
-            if site not in sites:
+            if str(site) not in sites:
                 s = schema.Site(study_id=study.id, code=str(site))
                 session.add(s)
                 session.flush()
                 sites[str(site)] = s.id
             site_id = sites[str(site)]
+        key = (code, site_id)
+        if key in pending:
+            pending[key].append(idx)
+            continue
+        cands = by_code.get(code, [])
+        if site_id is not None:
+            match = [k for k in cands if _none(existing["site_id"].iat[k]) == site_id
+                     or adopted.get(int(existing["id"].iat[k])) == site_id]
+            if not match:
+                match = [k for k in cands if _none(existing["site_id"].iat[k]) is None
+                         and int(existing["id"].iat[k]) not in adopted][:1]
+        else:
+            match = cands
+        if len(match) > 1:
+            names = {v: k for k, v in sites.items()}
+            where = ", ".join(sorted(names.get(_none(existing["site_id"].iat[k]), "(no site)")
+                                     for k in match))
+            pc.add(f"participant code {code!r} is used at {len(match)} sites of study {study.name!r} "
+                   f"({where}): give the site column to say which", row=rows[idx], value=code)
+            continue
+        if not match:
+            pending[key] = [idx]
+            new_rows.append({"study_id": study.id, "code": code, "site_id": site_id,
+                             "attributes": rec.get("attributes") or {},
+                             **{col: _none(rec.get(f)) for f, col in columns.items()}})
+            continue
+        old = existing.iloc[match[0]]
+        out[idx] = int(old["id"])
         values = {col: _none(rec.get(f)) for f, col in columns.items()}
         attrs = rec.get("attributes") or {}
-        if code in by_code:
-            old = existing.iloc[by_code[code]]
-            changes: dict[str, Any] = {}
-            for col, new in values.items():
-                if new is None:
-                    continue
-                cur = _none(old[col])
-                if cur is None or (replace and cur != new):
-                    changes[col] = new
-                elif cur != new:
-                    pc.add(f"participant {code!r} has {col} {cur!r} in the store; the file says "
-                           f"{new!r} (use --replace to overwrite)", row=rows[idx], value=new)
-            if site_id is not None and _none(old["site_id"]) != site_id:
-                changes["site_id"] = site_id
-            merged = dict(old["attributes"] or {})
-            if any(merged.get(k) != v for k, v in attrs.items()):
-                merged.update(attrs)
-                changes["attributes"] = merged
-            if changes:
-                session.execute(update(schema.Participant)
-                                .where(schema.Participant.id == int(old["id"])).values(**changes))
-        else:
-            created_codes.add(code)
-            new_rows.append({"study_id": study.id, "code": code, "site_id": site_id,
-                             "attributes": attrs, **values})
+        changes: dict[str, Any] = {}
+        for col, new in values.items():
+            if new is None:
+                continue
+            cur = _none(old[col])
+            if cur is None or (replace and cur != new):
+                changes[col] = new
+            elif cur != new:
+                pc.add(f"participant {code!r} has {col} {cur!r} in the store; the file says "
+                       f"{new!r} (use --replace to overwrite)", row=rows[idx], value=new)
+        if site_id is not None and _none(old["site_id"]) is None and int(old["id"]) not in adopted:
+            changes["site_id"] = site_id
+            adopted[int(old["id"])] = site_id
+        merged = dict(old["attributes"] or {})
+        if any(merged.get(k) != v for k, v in attrs.items()):
+            merged.update(attrs)
+            changes["attributes"] = merged
+        if changes:
+            session.execute(update(schema.Participant)
+                            .where(schema.Participant.id == int(old["id"])).values(**changes))
     if new_rows:
         session.execute(insert(schema.Participant), new_rows)
-    ids = dict(session.execute(select(schema.Participant.code, schema.Participant.id)
-                               .where(schema.Participant.study_id == study.id)).all())
-    return ids, len(new_rows)
+        ids = {(c, s): int(i) for i, c, s in session.execute(
+            select(schema.Participant.id, schema.Participant.code, schema.Participant.site_id)
+            .where(schema.Participant.study_id == study.id)).all()}
+        for key, idxs in pending.items():
+            for idx in idxs:
+                out[idx] = ids[key]
+    return out, len(new_rows)
 
 
 def _already_imported(session: Session, study_id: int, kind: str, sha: str) -> bool:
@@ -282,6 +355,8 @@ def _import_checked(store: Store, table: ParsedTable, study: str, result: Import
                           UncataloguedAnalyteWarning, stacklevel=2)
         rows = samples["_row"].astype(int).tolist()
         part_ids, result.n_participants_new = _upsert_participants(s, st, samples, rows, replace, pc)
+        if any(part_ids[i] is None for i in np.flatnonzero(samples["sample_type"].eq("study").to_numpy())):
+            pc.raise_if_any()  # a participant code used at several sites, and no site given
         # visits
         is_study = samples["sample_type"].eq("study").to_numpy()
         visits = query_frame(s, select(schema.Visit.id, schema.Visit.participant_id,
@@ -292,7 +367,8 @@ def _import_checked(store: Store, table: ParsedTable, study: str, result: Import
                          visits.get("visit_index", []), strict=True)}
         new_visits: dict[tuple[int, int], dict[str, Any]] = {}
         for si in np.flatnonzero(is_study).tolist():
-            pid = part_ids[samples["participant"].iat[si]]
+            pid = part_ids[si]
+            assert pid is not None
             key = (pid, int(samples["visit"].iat[si]))
             date = _none(samples["visit_date"].iat[si]) if "visit_date" in samples else None
             if key not in visit_map and key not in new_visits:
@@ -310,7 +386,7 @@ def _import_checked(store: Store, table: ParsedTable, study: str, result: Import
         ex_by_code = {c: k for k, c in enumerate(existing["code"].tolist())} if len(existing) else {}
         new_samples: list[dict[str, Any]] = []
         for i, rec in enumerate(samples.to_dict("records")):
-            visit_id = (visit_map[(part_ids[rec["participant"]], int(rec["visit"]))]
+            visit_id = (visit_map[(int(part_ids[i] or -1), int(rec["visit"]))]
                         if rec["sample_type"] == "study" else None)
             attrs = dict(rec.get("attributes") or {})
             if rec["sample_type"] != "study":
@@ -471,15 +547,16 @@ def import_participants(
     rows = list(range(2, len(df) + 2))
     meta = parse_metadata(df[[c for c in cols if c != id_col]], rows, pc)
     codes = df[id_col].str.strip().tolist()
-    seen: dict[str, int] = {}
-    for code, row in zip(codes, rows, strict=True):
+    site_of = (meta["site"].map(_none).tolist() if "site" in meta.columns else [None] * len(codes))
+    seen: dict[tuple[str, Any], int] = {}
+    for code, site, row in zip(codes, site_of, rows, strict=True):
         if not code:
             pc.add("empty participant code", row=row, column=id_col)
-        elif code in seen:
-            pc.add(f"duplicate participant code (first in row {seen[code]})", row=row,
+        elif (code, site) in seen:  # a code names one participant per site
+            pc.add(f"duplicate participant code (first in row {seen[(code, site)]})", row=row,
                    column=id_col, value=code)
         else:
-            seen[code] = row
+            seen[(code, site)] = row
     meta.insert(0, "participant", codes)
     pc.raise_if_any()
     sha = file_sha256(p)

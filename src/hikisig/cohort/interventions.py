@@ -139,9 +139,10 @@ def read_interventions_file(path: str | Path) -> pd.DataFrame:
         return [""] * len(df) if c is None else [str(v).strip() for v in df[c]]
 
     codes, kinds, starts, ends, details = (cells(c) for c in COLUMNS)
+    sites = cells("site")  # optional: which site's participant, when sites share a code
     rows = list(range(2, len(df) + 2))
     out: dict[str, list[Any]] = {c: [] for c in COLUMNS}
-    seen: dict[tuple[str, str, dt.date], int] = {}
+    seen: dict[tuple[str, str, str, dt.date], int] = {}
     for i, row in enumerate(rows):
         code, kind_text = codes[i], kinds[i]
         if not code:
@@ -167,7 +168,7 @@ def read_interventions_file(path: str | Path) -> pd.DataFrame:
             pc.add(f"end is before the start {start.isoformat()}", row=row, column=by_name["end"],
                    value=ends[i])
         if code and kind is not None and start is not None:
-            key = (code, kind, start)
+            key = (code, sites[i], kind, start)
             if key in seen:
                 pc.add(f"the same intervention as row {seen[key]} (participant, kind and start)", row=row,
                        column=by_name["participant"], value=code)
@@ -186,6 +187,8 @@ def read_interventions_file(path: str | Path) -> pd.DataFrame:
         "end": pd.to_datetime(pd.Series(out["end"], dtype=object)),
         "detail": pd.Series(out["detail"], dtype=object),
     })
+    if "site" in by_name:
+        frame["site"] = pd.Series([v or None for v in sites], dtype=object)
     frame.attrs["rows"] = rows
     return frame
 
@@ -264,20 +267,24 @@ def import_interventions(store: Store, path: str | Path, study: str, *, dry_run:
     pc = ProblemCollector(file)
     with store.session() as s:
         st = store.study(s, study)
-        ids = dict(s.execute(select(schema.Participant.code, schema.Participant.id)
-                             .where(schema.Participant.study_id == st.id)).all())
-        for code, row in zip(frame["participant"], rows, strict=True):
-            if code not in ids:
-                pc.add(f"no participant with this code in study {study!r}", row=row, column="participant",
-                       value=code)
+        from hikisig.cohort.importer import participant_index, resolve_participant
+
+        index = participant_index(s, st.id)
+        site_col = frame["site"] if "site" in frame else pd.Series([None] * len(frame), dtype=object)
+        pids: list[int] = []
+        for code, site, row in zip(frame["participant"], site_col, rows, strict=True):
+            pid, why = resolve_participant(index, code, site, study)
+            if why is not None:
+                pc.add(why, row=row, column="participant", value=code)
+            pids.append(pid or 0)
         pc.raise_if_any()
-        wanted = {int(ids[c]) for c in frame["participant"]}
+        wanted = set(pids)
         existing = {(e.participant_id, e.kind, e.start): e for e in s.scalars(
             select(schema.Intervention).where(schema.Intervention.participant_id.in_(wanted)))}
         new: list[schema.Intervention] = []
         updates: list[tuple[schema.Intervention, dt.date | None, str | None]] = []
-        for rec in frame.itertuples(index=False):
-            pid, start, end = int(ids[rec.participant]), _date(rec.start), _date(rec.end)
+        for pid, rec in zip(pids, frame.itertuples(index=False), strict=True):
+            start, end = _date(rec.start), _date(rec.end)
             assert start is not None
             detail = rec.detail if isinstance(rec.detail, str) else None
             old = existing.get((pid, rec.kind, start))
@@ -321,7 +328,8 @@ def interventions_frame(store: Store, study: str) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``participant`` (code), ``kind``, ``start``, ``end`` (``datetime64``; NaT while
+        Columns ``participant`` (code; ``site/code`` when sites share it),
+        ``kind``, ``start``, ``end`` (``datetime64``; NaT while
         ongoing) and ``detail``. Empty (with these columns) when the study has none.
 
     Examples
@@ -331,7 +339,10 @@ def interventions_frame(store: Store, study: str) -> pd.DataFrame:
     with store.session() as s:
         st = store.study(s, study)
         iv, part = schema.Intervention, schema.Participant
-        df = query_frame(s, select(part.code.label("participant"), iv.kind, iv.start, iv.end, iv.detail)
+        from hikisig.cohort.dataset import participant_label
+
+        df = query_frame(s, select(participant_label().label("participant"), iv.kind, iv.start, iv.end,
+                                   iv.detail)
                          .join(part, part.id == iv.participant_id)
                          .where(part.study_id == st.id)
                          .order_by(part.code, iv.start, iv.kind))

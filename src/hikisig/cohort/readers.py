@@ -30,6 +30,7 @@ from hikisig.cohort.cells import (
     text_columns,
 )
 from hikisig.cohort.metadata import canonical_field, metadata_mapping, parse_metadata
+from hikisig.cohort.xlsx_guard import check_xlsx
 from hikisig.errors import HikisigError, InputError, Problem, ProblemCollector
 
 __all__ = [
@@ -189,7 +190,9 @@ def _is_excel(p: Path) -> bool:
 
 
 def _read_excel(path: Path, sheet_name: Any) -> Any:
-    """pandas.read_excel with every cell as read and openpyxl's format chatter silenced."""
+    """pandas.read_excel with every cell as read and openpyxl's format chatter silenced
+    (after :func:`~hikisig.cohort.xlsx_guard.check_xlsx`: no zip bombs)."""
+    check_xlsx(path)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning, module="openpyxl")
         return pd.read_excel(path, sheet_name=sheet_name, dtype=object)
@@ -225,6 +228,7 @@ def detect_format(path: Path) -> str:
     if suffix == ".h5ad":
         return "anndata"
     if _is_excel(path):
+        check_xlsx(path)
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=UserWarning, module="openpyxl")

@@ -19,11 +19,13 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -112,10 +114,18 @@ class Site(Base):
 
 
 class Participant(Base):
-    """A participant, known by a pseudonymous code unique within the study."""
+    """A participant, known by a pseudonymous code unique within the study and site.
+
+    Two sites of a study may each have a participant ``A-001`` (revision 0005); a code
+    is unique among the participants of a study without a site (a partial unique index).
+    """
 
     __tablename__ = "participant"
-    __table_args__ = (UniqueConstraint("study_id", "code"),)
+    __table_args__ = (
+        UniqueConstraint("study_id", "site_id", "code"),
+        Index("ix_participant_code_without_site", "study_id", "code", unique=True,
+              sqlite_where=text("site_id IS NULL"), postgresql_where=text("site_id IS NULL")),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
     site_id: Mapped[int | None] = mapped_column(ForeignKey("site.id"))

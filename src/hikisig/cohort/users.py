@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hikisig.cohort import schema
-from hikisig.cohort.audit import append_event
+from hikisig.cohort.audit import append_event, require_key_if_signed
 from hikisig.cohort.store import Store
 from hikisig.errors import HikisigError
 
@@ -81,6 +81,7 @@ def add_user(store: Store, name: str, role: str, password: str, *, site: str | N
     if role == "clinician" and not site:
         raise HikisigError("a clinician needs --site (the site code whose participants they see)")
     check_password_rules(password, name)
+    _writable(store)
     digest = hash_password(password)
     with store.session() as s:
         if s.scalar(select(func.count()).select_from(schema.User).where(schema.User.name == name)):
@@ -97,6 +98,7 @@ def add_user(store: Store, name: str, role: str, password: str, *, site: str | N
 def set_password(store: Store, name: str, password: str, *, actor: str = "cli") -> None:
     """Replace a user's password and unlock the account (audited; the hash is not logged)."""
     check_password_rules(password, name)
+    _writable(store)
     with store.session() as s:
         user = _get(s, name)
         user.password_hash = hash_password(password)
@@ -108,6 +110,7 @@ def set_password(store: Store, name: str, password: str, *, actor: str = "cli") 
 
 def unlock_user(store: Store, name: str, *, actor: str = "cli", active: bool | None = None) -> None:
     """Clear a lock-out (and optionally enable/disable the account); audited."""
+    _writable(store)
     with store.session() as s:
         user = _get(s, name)
         before = {"locked_until": user.locked_until, "active": user.active}
@@ -118,6 +121,13 @@ def unlock_user(store: Store, name: str, *, actor: str = "cli", active: bool | N
                 s.query(schema.WebSession).filter(schema.WebSession.user_id == user.id).delete()
         append_event(s, actor=actor, role="admin", action="update", entity="user", entity_id=name,
                      before=before, after={"locked_until": None, "active": user.active})
+
+
+def _writable(store: Store) -> None:
+    """Fail before any work when the trail is signed and this process has no audit key
+    (:func:`~hikisig.cohort.audit.append_event` would refuse the entry anyway)."""
+    with Session(store.engine) as s:
+        require_key_if_signed(s)
 
 
 def _get(s: Session, name: str) -> schema.User:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -15,6 +17,7 @@ from hikisig.cohort.audit import verify_chain
 from hikisig.cohort.users import add_user, unlock_user
 from hikisig.errors import HikisigError
 from hikisig.web.context import Ctx, require, writer_turn, writing
+from hikisig.web.display import audit_changes, label
 from hikisig.web.render import page, see_other
 from hikisig.web.services import audit, printable
 
@@ -152,27 +155,104 @@ async def sites_create(request: Request, ctx: AdminWrite) -> Response:
     return see_other("/admin/studies")
 
 
+def _audit_filtered(stmt: Any, *, entity: str | None = None, actor: str | None = None,
+                    action: str | None = None, participant_ids: list[int] | None = None,
+                    since: dt.date | None = None, until: dt.date | None = None) -> Any:
+    E = schema.AuditEvent
+    if entity:
+        stmt = stmt.where(E.entity == entity)
+    if actor:
+        stmt = stmt.where(E.actor == actor)
+    if action:
+        stmt = stmt.where(E.action == action)
+    if since:
+        stmt = stmt.where(E.at >= dt.datetime.combine(since, dt.time()))
+    if until:
+        stmt = stmt.where(E.at < dt.datetime.combine(until + dt.timedelta(days=1), dt.time()))
+    if participant_ids is not None:
+        # entries about the participant itself, or about its visits, questionnaires, criteria and
+        # interventions (their canonical JSON names the participant's row id)
+        conds: list[Any] = []
+        for pid in participant_ids:
+            conds.append((E.entity == "participant") & (E.entity_id == str(pid)))
+            for col in (E.after, E.before):
+                conds.append(col.like(f'%"participant":{pid},%'))
+                conds.append(col.like(f'%"participant":{pid}}}%'))
+        stmt = stmt.where(or_(*conds)) if conds else stmt.where(E.id < 0)
+    return stmt
+
+
 def audit_rows(s: Session, *, before_id: int | None = None, limit: int = 100,
-               entity: str | None = None, actor: str | None = None) -> list[dict[str, Any]]:
-    """Audit entries, newest first."""
+               entity: str | None = None, actor: str | None = None, action: str | None = None,
+               participant_ids: list[int] | None = None, since: dt.date | None = None,
+               until: dt.date | None = None, offset: int = 0) -> list[dict[str, Any]]:
+    """Audit entries, newest first (filters combine with AND; ``participant_ids`` matches any)."""
     stmt = select(schema.AuditEvent).order_by(schema.AuditEvent.id.desc()).limit(limit)
+    if offset:
+        stmt = stmt.offset(offset)
     if before_id:
         stmt = stmt.where(schema.AuditEvent.id < before_id)
-    if entity:
-        stmt = stmt.where(schema.AuditEvent.entity == entity)
-    if actor:
-        stmt = stmt.where(schema.AuditEvent.actor == actor)
+    stmt = _audit_filtered(stmt, entity=entity, actor=actor, action=action, participant_ids=participant_ids,
+                           since=since, until=until)
     return [{"id": e.id, "at": e.at.isoformat(timespec="seconds"), "actor": e.actor, "role": e.role,
              "action": e.action, "entity": e.entity, "entity_id": e.entity_id, "study": e.study,
              "site": e.site, "before": e.before, "after": e.after, "hash": e.hash}
             for e in s.scalars(stmt)]
 
 
+#: Entries per page of the audit trail.
+AUDIT_PAGE = 50
+
+
+def _audit_date(text: str | None, what: str) -> dt.date | None:
+    if not text or not text.strip():
+        return None
+    try:
+        return dt.date.fromisoformat(text.strip()[:10])
+    except ValueError as exc:
+        raise HTTPException(422, f"{what} {text[:20]!r}: expected YYYY-MM-DD") from exc
+
+
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(request: Request, ctx: Auditor,
                before: Annotated[int | None, Query(ge=1, le=2**62)] = None, entity: str | None = None,
-               actor: str | None = None, verify: int = 0) -> Response:
+               actor: str | None = None, verify: int = 0, action: str | None = None,
+               participant: Annotated[str | None, Query(max_length=100)] = None,
+               date_from: Annotated[str | None, Query(alias="from", max_length=20)] = None,
+               date_to: Annotated[str | None, Query(alias="to", max_length=20)] = None,
+               page_no: Annotated[int, Query(alias="page", ge=1, le=10**6)] = 1) -> Response:
+    """The audit trail: filters (user, participant, action, entity, dates), 50 entries a page,
+    each entry's changed fields as a table of field: old -> new."""
+    since, until = _audit_date(date_from, "from"), _audit_date(date_to, "to")
+    entity, actor, action = (entity or "")[:50], (actor or "")[:100], (action or "")[:20]
+    participant = (participant or "").strip()
     with Session(request.app.state.store.engine) as s:
-        rows = audit_rows(s, before_id=before, entity=(entity or None), actor=(actor or None))
+        pids: list[int] | None = None
+        if participant:
+            q = select(schema.Participant.id).where(schema.Participant.code == participant)
+            pids = list(s.scalars(q))
+            if participant.isdigit():
+                pids.append(int(participant))
+        filters: dict[str, Any] = {"entity": entity or None, "actor": actor or None, "action": action or None,
+                   "participant_ids": pids, "since": since, "until": until}
+        counted = select(func.count()).select_from(schema.AuditEvent)
+        if before:
+            counted = counted.where(schema.AuditEvent.id < before)
+        total = int(s.scalar(_audit_filtered(counted, **filters)) or 0)
+        pages = max(1, -(-total // AUDIT_PAGE))
+        page_no = min(page_no, pages)
+        rows = audit_rows(s, before_id=before, limit=AUDIT_PAGE, offset=(page_no - 1) * AUDIT_PAGE, **filters)
+        actions = sorted(s.scalars(select(schema.AuditEvent.action).distinct()))
+        actors = sorted(s.scalars(select(schema.AuditEvent.actor).distinct()))
         report = verify_chain(s) if verify else None
-    return page(request, "audit.html", ctx, rows=rows, report=report, entity=entity or "", actor=actor or "")
+    for r in rows:
+        r["changes"] = audit_changes(r["before"], r["after"])
+        r["what"] = label(r["entity"])
+    query = {"actor": actor, "participant": participant, "action": action, "entity": entity,
+             "from": date_from or "", "to": date_to or ""}
+    if before:
+        query["before"] = str(before)
+    return page(request, "audit.html", ctx, rows=rows, report=report, entity=entity, actor=actor,
+                action=action, participant=participant, date_from=date_from or "", date_to=date_to or "",
+                actions=actions, actors=actors, total=total, page_no=page_no, pages=pages,
+                per_page=AUDIT_PAGE, qs=urlencode({k: v for k, v in query.items() if v}))

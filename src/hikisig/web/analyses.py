@@ -101,7 +101,10 @@ def pseudonymised_summary(s: Session, study: str) -> pd.DataFrame:
     if st is None:
         raise HTTPException(404, f"no study named {study!r}")
     key = pseudonym_key(s)
-    rows = s.execute(select(schema.Participant, schema.Site.code)
+    from hikisig.cohort.dataset import participant_label
+
+    # pseudonyms of the analysis ids (the code; ``site/code`` when sites share a code), as in exports
+    rows = s.execute(select(schema.Participant, schema.Site.code, participant_label())
                      .outerjoin(schema.Site, schema.Site.id == schema.Participant.site_id)
                      .where(schema.Participant.study_id == st.id).order_by(schema.Participant.id)).all()
     visits = dict(s.execute(select(schema.Visit.participant_id, func.count()).join(schema.Participant)
@@ -120,9 +123,9 @@ def pseudonymised_summary(s: Session, study: str) -> pd.DataFrame:
     latest: dict[int, dict[str, Any]] = {}
     for pid, _vi, inst, sc in scores:
         latest.setdefault(pid, {})[f"{inst}_total"] = (sc or {}).get("total")
-    out = [{"pseudonym": pseudonym(key, study, p.code), "site": site, "sex": p.sex, "age": p.age,
+    out = [{"pseudonym": pseudonym(key, study, label), "site": site, "sex": p.sex, "age": p.age,
             "group": p.group_label, "visits": int(visits.get(p.id, 0)), "samples": int(samples.get(p.id, 0)),
-            **latest.get(p.id, {})} for p, site in rows]
+            **latest.get(p.id, {})} for p, site, label in rows]
     return pd.DataFrame(out)
 
 
@@ -188,10 +191,19 @@ def start_job(request: Request, ctx: Ctx, study: str, options: dict[str, Any]) -
     return job_id
 
 
+def _one_line(message: str | None) -> str | None:
+    """A job's failure reason as pages and the API show it: its first line only (jobs of older
+    versions stored a traceback after it; tracebacks belong in the server log)."""
+    if not message:
+        return message
+    return next((line.strip() for line in message.splitlines() if line.strip()), "")[:300]
+
+
 def job_dict(job: schema.AnalysisJob) -> dict[str, Any]:
     """What pages and the API show of a job."""
     return {"id": job.id, "study": job.study, "status": job.status, "stage": job.stage,
-            "progress": round(float(job.progress or 0), 3), "message": job.message, "options": job.options,
+            "progress": round(float(job.progress or 0), 3), "message": _one_line(job.message),
+            "options": job.options,
             "created_by": job.created_by, "created_at": job.created_at.isoformat(timespec="seconds"),
             "finished_at": job.finished_at.isoformat(timespec="seconds") if job.finished_at else None,
             "report": f"/analyses/{job.id}/report" if job.status == "done" else None}

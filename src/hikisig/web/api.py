@@ -54,7 +54,7 @@ from hikisig.web.services import (
     validate_answers,
     validate_criteria,
 )
-from hikisig.web.uploads import check_staged, discard, stage_upload
+from hikisig.web.uploads import check_staged, discard, stage_upload, upload_options
 
 __all__ = ["router"]
 
@@ -359,9 +359,14 @@ async def api_labs(request: Request, ctx: Annotated[Ctx, _writer("analyst")],
                    study: Annotated[str, Form(min_length=1, max_length=200, pattern=_PRINTABLE)] = "default",
                    format: Annotated[str, Form(max_length=20)] = "auto",
                    replace: Annotated[bool, Form()] = False,
-                   dry_run: Annotated[bool, Form()] = True) -> JSONResponse:
+                   dry_run: Annotated[bool, Form()] = True,
+                   unit_row: Annotated[bool, Form()] = False,
+                   units: Annotated[str, Form(max_length=2000)] = "") -> JSONResponse:
     """Check a lab file against the store (``dry_run``, the default) or import it.
 
+    ``unit_row``: the first row under the header holds the units; ``units``: one unit for every
+    analyte column or ``COL=unit`` pairs (as the CLI's ``--unit-row`` / ``--units``). The answer
+    lists ``units`` (analyte -> unit or null) and ``units_missing`` (analytes without a unit).
     Answers 422 with every problem (row, column, value, message) and stores nothing
     when the file has any.
     """
@@ -379,14 +384,16 @@ async def api_labs(request: Request, ctx: Annotated[Ctx, _writer("analyst")],
         def run() -> Any:  # in a worker thread: the write lock must not stop the event loop
             with nullcontext() if dry_run else writer_turn(request):
                 return check_staged(request.app.state.store, path, token, study=study, fmt=format,
-                                    replace=replace, commit=not dry_run, before_commit=log)
+                                    replace=replace, commit=not dry_run, before_commit=log,
+                                    options=upload_options(unit_row, units))
 
         checked = await run_in_threadpool(run)
     finally:
         discard(settings.work_dir, token)
     res = checked.result
     body: dict[str, Any] = {"file": checked.file, "ok": checked.ok, "problems": checked.problems,
-                            "dry_run": dry_run, "samples": checked.n_samples, "analytes": checked.n_analytes}
+                            "dry_run": dry_run, "samples": checked.n_samples, "analytes": checked.n_analytes,
+                            "units": checked.units, "units_missing": checked.missing_units}
     if res is not None:
         body.update({"values": res.n_written, "unchanged": res.n_unchanged, "replaced": res.n_replaced,
                      "skipped": res.skipped, "import_id": res.import_id, "uncatalogued": res.uncatalogued})

@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hikisig.cohort.store import Store
 from hikisig.versions import __version__
 from hikisig.web.context import Ctx, LoginThrottle, NotSignedInError, current
+from hikisig.web.display import job_stage_label, options_text
 from hikisig.web.render import page
 
 __all__ = ["CSP", "WebSettings", "create_app"]
@@ -102,6 +103,10 @@ def create_app(db: str | None = None, settings: WebSettings | None = None) -> Fa
         base = Path(database).resolve().parent if database and database != ":memory:" else Path.cwd()
         settings.work_dir = base / "hikisig-web"
     settings.work_dir.mkdir(parents=True, exist_ok=True)
+    from hikisig.web.uploads import STAGED_HOURS, sweep_uploads
+
+    # abandoned previews: with SQLite this is the only app process, so none is still in use
+    sweep_uploads(settings.work_dir, 0 if store.dialect == "sqlite" else STAGED_HOURS)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -120,8 +125,14 @@ def create_app(db: str | None = None, settings: WebSettings | None = None) -> Fa
     templates = Jinja2Templates(directory=str(_package_dir("templates")))
     templates.env.globals["version"] = __version__
     templates.env.filters["num"] = number
+    templates.env.filters["stage"] = job_stage_label
+    templates.env.filters["options"] = options_text
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=str(_package_dir("static"))), name="static")
+    # added before security_headers, so it runs inside it: its early 401/403/413 get the headers too
+    from hikisig.web.limits import BodyLimits
+
+    app.add_middleware(BodyLimits)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:

@@ -9,8 +9,9 @@ can show progress. Outputs (report.html, tables/, models/) go to
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import multiprocessing
-import traceback
+import re
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,9 @@ from hikisig.cohort.store import Store
 if TYPE_CHECKING:
     from hikisig.config import StudyConfig
 
-__all__ = ["JobRunner", "job_config", "run_job"]
+__all__ = ["JobRunner", "failure_reason", "job_config", "run_job"]
+
+log = logging.getLogger("hikisig.web.jobs")
 
 
 def _now() -> dt.datetime:
@@ -58,25 +61,59 @@ def run_job(db_url: str, job_id: int, work_dir: str) -> None:
     folder = Path(work_dir) / "jobs" / str(job_id)
     folder.mkdir(parents=True, exist_ok=True)
     _set(store, job_id, status="running", stage="data", progress=0.0)
+    stage = ["data"]
     try:
         from hikisig.config import config_sha256, render_config
 
         config = job_config(db_url, study, options)
         (folder / "study.toml").write_text(render_config(config))
 
-        def progress(stage: str) -> None:
-            _set(store, job_id, stage=stage, progress=STAGES.index(stage) / len(STAGES))
+        def progress(name: str) -> None:
+            stage[0] = name
+            _set(store, job_id, stage=name, progress=STAGES.index(name) / len(STAGES))
 
         _, out = execute(config, folder / "results", config_sha256=config_sha256(config),
                          base=folder, progress=progress)
         _set(store, job_id, status="done", stage="done", progress=1.0, out_dir=str(out),
              finished_at=_now(), message=None)
-    except Exception as exc:  # the job fails, the server does not: keep the reason for the page
-        detail = str(exc) or type(exc).__name__
+    except Exception as exc:  # the job fails, the server does not: the traceback goes to the log only
+        log.error("analysis job %s of study %r failed in the %s stage", job_id, study, stage[0],
+                  exc_info=True)
         _set(store, job_id, status="failed", finished_at=_now(),
-             message=detail + "\n\n" + traceback.format_exc(limit=3)[-2000:])
+             message=failure_reason(exc, stage[0], job_id, _codes(store, study)))
     finally:
         store.dispose()
+
+
+def _codes(store: Store, study: str) -> set[str]:
+    """The participant and sample codes of a study (kept out of what the page shows)."""
+    try:
+        with Session(store.engine) as s:
+            st = s.scalar(select(schema.Study.id).where(schema.Study.name == study))
+            if st is None:
+                return set()
+            return (set(s.scalars(select(schema.Participant.code).where(schema.Participant.study_id == st)))
+                    | set(s.scalars(select(schema.Sample.code).where(schema.Sample.study_id == st))))
+    except Exception:  # pragma: no cover - the store itself is what failed
+        return set()
+
+
+def failure_reason(exc: BaseException, stage: str, job_id: int, codes: set[str] = frozenset()) -> str:  # type: ignore[assignment]
+    """One line saying why a job failed, for analysts and auditors: the first line of a
+    :class:`~hikisig.errors.HikisigError` (a problem of the data or settings), else the kind of
+    internal error and where to look. Participant and sample codes are masked; the traceback
+    is only in the server log."""
+    from hikisig.errors import HikisigError
+
+    if isinstance(exc, HikisigError):
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        text = f"{first} (stage {stage})"
+    else:
+        text = (f"internal error ({type(exc).__name__}) in the {stage} stage; "
+                f"the details are in the server log (job {job_id})")
+    for code in sorted((c for c in codes if len(c) >= 2), key=len, reverse=True):
+        text = re.sub(rf"(?<![\w-]){re.escape(code)}(?![\w-])", "[code]", text)
+    return text[:300]
 
 
 class JobRunner:

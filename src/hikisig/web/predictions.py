@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hikisig.cohort import schema
+from hikisig.cohort.dataset import participant_label
 from hikisig.cohort.store import query_frame
 from hikisig.web.services import Found
 
@@ -63,6 +64,8 @@ def latest_predictions(request: Request, f: Found) -> list[dict[str, Any]]:
                                 .where(schema.RegisteredModel.study == f.study)
                                 .order_by(schema.RegisteredModel.registered_at.desc())))
         X, visit = participant_values(s, f.participant.id)  # flagged when it trained a model
+        label = str(s.scalar(select(participant_label()).where(
+            schema.Participant.id == f.participant.id)))  # the id analyses gave the participant
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for m in models:
@@ -74,7 +77,7 @@ def latest_predictions(request: Request, f: Found) -> list[dict[str, Any]]:
             item["error"] = "no blood sample of this participant in the store"
         else:
             try:
-                pred = predict(load_registered(m.path), X, participant=[f.participant.code],
+                pred = predict(load_registered(m.path), X, participant=[label],
                                site=[f.site] if f.site else None).iloc[0].to_dict()
                 item["prediction"] = {k: v for k, v in pred.items() if k != "id"}
             except Exception as exc:  # a model that cannot score this sample: say why on the page

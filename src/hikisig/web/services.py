@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -36,9 +37,10 @@ from hikisig.cohort.audit import append_event
 from hikisig.errors import InputError
 from hikisig.web.context import Ctx
 
-__all__ = ["CLINICAL_READ", "CLINICAL_WRITE", "Found", "add_visit", "audit", "create_participant",
-           "get_visit", "list_participants", "load_participant", "participant_dict", "printable", "pseudonym",
-           "pseudonym_key", "save_assessment", "save_criteria", "timeline", "validate_answers",
+__all__ = ["CLINICAL_READ", "CLINICAL_WRITE", "Found", "add_visit", "audit", "clinician_studies",
+           "create_participant", "get_visit", "list_participants", "load_participant", "next_code",
+           "participant_dict", "printable", "pseudonym", "pseudonym_key", "save_assessment", "save_criteria",
+           "timeline", "validate_answers",
            "validate_criteria"]
 
 CLINICAL_READ = ("clinician", "auditor")
@@ -136,10 +138,14 @@ def create_participant(s: Session, ctx: Ctx, *, study: str, code: str, sex: str 
         raise HTTPException(422, f"site {site!r} is not part of study {study!r}: ask an admin to add it")
     if sex not in (None, "", *schema.SEXES):
         raise HTTPException(422, f"sex must be one of {', '.join(schema.SEXES)} or empty")
+    # Codes are unique per study and site: only the user's own site is looked at (and named),
+    # so the answer never tells whether another site has a participant with this code.
     taken = s.scalar(select(func.count()).select_from(schema.Participant)
-                     .where(schema.Participant.study_id == st.id, schema.Participant.code == code))
+                     .where(schema.Participant.study_id == st.id, schema.Participant.site_id == site_row.id,
+                            schema.Participant.code == code))
     if taken:
-        raise HTTPException(409, f"participant code {code!r} is already used in study {study!r}")
+        raise HTTPException(409, f"participant code {code!r} is already used at your site {site_row.code!r} "
+                                 f"in study {study!r}")
     p = schema.Participant(study_id=st.id, site_id=site_row.id, code=code, sex=sex or None,
                            birth_year=birth_year, group_label=group or None, attributes={})
     s.add(p)
@@ -148,6 +154,46 @@ def create_participant(s: Session, ctx: Ctx, *, study: str, code: str, sex: str 
     audit(s, ctx, "create", "participant", p.id, study=st.name, site=site_row.code,
           after=participant_dict(found))
     return found
+
+
+def clinician_studies(s: Session, ctx: Ctx) -> list[str]:
+    """The studies that have the user's site (a clinician's site code is matched in every study)."""
+    if not ctx.site:
+        return []
+    return list(s.scalars(select(schema.Study.name).join(schema.Site, schema.Site.study_id == schema.Study.id)
+                          .where(schema.Site.code == ctx.site).order_by(schema.Study.id)))
+
+
+_CODE_NUMBER = re.compile(r"^(.*?)(\d+)$")
+
+
+def next_code(s: Session, ctx: Ctx, study: str) -> str | None:
+    """The code proposed for a new participant at the user's site of ``study``.
+
+    The site's own codes only (no other site is looked at): the most used prefix of its codes
+    ending in a number, with the next number at the same width (``A-007`` after ``A-006``);
+    a site without such codes starts at ``SITE-001``. None when the study lacks the site.
+    """
+    site_id = s.scalar(select(schema.Site.id).join(schema.Study, schema.Study.id == schema.Site.study_id)
+                       .where(schema.Study.name == study, schema.Site.code == ctx.site))
+    if site_id is None or ctx.site is None:
+        return None
+    codes = list(s.scalars(select(schema.Participant.code).where(schema.Participant.site_id == site_id)))
+    numbered: dict[str, list[tuple[int, int]]] = {}
+    for c in codes:
+        m = _CODE_NUMBER.match(c)
+        if m:
+            numbered.setdefault(m.group(1), []).append((int(m.group(2)), len(m.group(2))))
+    if not numbered:
+        prefix, number, width = f"{ctx.site.upper()}-", 1, 3
+    else:
+        prefix = max(numbered, key=lambda k: (len(numbered[k]), k))
+        number = max(n for n, _ in numbered[prefix]) + 1
+        width = max(w for _, w in numbered[prefix])
+    taken = set(codes)
+    while f"{prefix}{number:0{width}d}" in taken:
+        number += 1
+    return f"{prefix}{number:0{width}d}"
 
 
 def get_visit(s: Session, f: Found, visit_index: int) -> schema.Visit:
