@@ -177,5 +177,10 @@ def test_page_bands_under_the_score_history(module_clinic: Clinic, users: Any) -
     r = _post(doc, f"/participants/{pa}/visits/1/assess/phq9", csrf,
               {c: str(inst.response_min) for c in inst.item_columns})
     assert r.status_code == 303
+    # an intervention of its own, so the test does not depend on the others' order
+    r = _post(doc, f"/participants/{pa}/interventions", csrf,
+              {"kind": "family_support", "start": "2024-03-01", "detail": "parents' group"})
+    assert r.status_code == 303
     page = doc.get(f"/participants/{pa}")
-    assert page.status_code == 200 and 'alt="phq9 total by visit with interventions"' in page.text
+    assert page.status_code == 200, page.status_code
+    assert 'alt="PHQ-9 total by visit with interventions"' in page.text, re.findall(r'alt="[^"]*"', page.text)

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hikisig.cohort.store import Store
 from hikisig.versions import __version__
 from hikisig.web.context import Ctx, LoginThrottle, NotSignedInError, current
-from hikisig.web.display import job_stage_label, options_text
+from hikisig.web.display import instrument_label, job_stage_label, options_text
 from hikisig.web.render import page
 
 __all__ = ["CSP", "WebSettings", "create_app"]
@@ -127,6 +127,7 @@ def create_app(db: str | None = None, settings: WebSettings | None = None) -> Fa
     templates.env.filters["num"] = number
     templates.env.filters["stage"] = job_stage_label
     templates.env.filters["options"] = options_text
+    templates.env.filters["instrument"] = instrument_label
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=str(_package_dir("static"))), name="static")
     # added before security_headers, so it runs inside it: its early 401/403/413 get the headers too

@@ -8,6 +8,8 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
+from hikisig.web.display import instrument_label
+
 __all__ = ["Band", "history_plot", "intervention_bands", "interventions_plot"]
 
 _BAND_COLOURS = ("#8fbc8f", "#e0b060", "#9db4d8", "#d89db4", "#b0a0d0", "#c8c880", "#a0c8c8")
@@ -100,7 +102,7 @@ def history_plot(instrument: str, points: list[dict[str, Any]],
             ax.plot([p["visit"] for p in pts], [p["total"] for p in pts], marker="o", color="#1f5f8b")
             ax.set_xticks(sorted({int(p["visit"]) for p in pts}))
         ax.set_xlabel("visit")
-        ax.set_ylabel(f"{instrument} total")
+        ax.set_ylabel(f"{instrument_label(instrument)} total")
         ax.grid(alpha=0.3)
         return _uri(fig)
     by_date = bool(pts) and all(p.get("date") for p in pts)
@@ -122,7 +124,7 @@ def history_plot(instrument: str, points: list[dict[str, Any]],
             ax.plot([p["visit"] for p in pts], [p["total"] for p in pts], marker="o", color="#1f5f8b")
             ax.set_xticks(sorted({int(p["visit"]) for p in pts}))
         ax.set_xlabel("visit (no visit dates: interventions by date below)")
-    ax.set_ylabel(f"{instrument} total")
+    ax.set_ylabel(f"{instrument_label(instrument)} total")
     ax.grid(alpha=0.3)
     _draw_lanes(lanes, bands)
     return _uri(fig)
