@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -203,21 +202,6 @@ def test_no_interventions_without_follow_up_or_treatment(tmp_path):
     assert (tmp_path / "no" / "visits.csv").exists()
 
 
-def test_store_gets_interventions_through_the_importer(tmp_path, monkeypatch):
-    calls = []
-
-    def fake(store, path, study):
-        calls.append((Path(path).name, study, pd.read_csv(path, dtype=str, keep_default_na=False)))
-
-    monkeypatch.setattr(writers, "interventions_importer", lambda: fake)
-    study = SyntheticStudy(preset(seed=3, n_cases=10, n_controls=4, visits=2))
-    stored = writers.write_store(study, str(tmp_path / "s.db"))
-    assert len(calls) == 1 and calls[0][:2] == ("interventions.csv", study.config.study)
-    assert stored["interventions"] == len(calls[0][2]) == 5
-
-
-@pytest.mark.skipif(importlib.util.find_spec("hikisig.cohort.interventions") is None,
-                    reason="hikisig.cohort.interventions not there yet")
 def test_cli_db_imports_interventions(tmp_path):
     r = hikisig("synth", "--seed", "2", "--n-cases", "10", "--n-controls", "4", "--visits", "2",
                 "--treated-share", "0.5", "--db", str(tmp_path / "s.db"))

@@ -172,7 +172,7 @@ CHROMIUM = "/usr/bin/chromium"
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """A headless Chromium for one test module (skip the module when it is absent)."""
+    """A headless Chromium for one test module (modules using it skip when it is absent)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

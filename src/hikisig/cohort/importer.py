@@ -26,7 +26,7 @@ from hikisig.cohort.metadata import PARTICIPANT_FIELDS, canonical_field, parse_m
 from hikisig.cohort.readers import ParsedTable, _read_text_table, file_sha256, is_synthetic_file
 from hikisig.cohort.store import Store, query_frame
 from hikisig.cohort.variables import Variable, merge_columns, resolve_variables
-from hikisig.errors import InputError, Problem, ProblemCollector
+from hikisig.errors import HikisigError, InputError, Problem, ProblemCollector
 
 __all__ = [
     "ImportResult",
@@ -368,7 +368,8 @@ def _import_checked(store: Store, table: ParsedTable, study: str, result: Import
         new_visits: dict[tuple[int, int], dict[str, Any]] = {}
         for si in np.flatnonzero(is_study).tolist():
             pid = part_ids[si]
-            assert pid is not None
+            if pid is None:  # every study sample was matched to a participant above
+                raise HikisigError(f"sample {samples['sample'].iat[si]!r} has no participant")
             key = (pid, int(samples["visit"].iat[si]))
             date = _none(samples["visit_date"].iat[si]) if "visit_date" in samples else None
             if key not in visit_map and key not in new_visits:

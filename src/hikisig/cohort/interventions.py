@@ -285,7 +285,8 @@ def import_interventions(store: Store, path: str | Path, study: str, *, dry_run:
         updates: list[tuple[schema.Intervention, dt.date | None, str | None]] = []
         for pid, rec in zip(pids, frame.itertuples(index=False), strict=True):
             start, end = _date(rec.start), _date(rec.end)
-            assert start is not None
+            if start is None:  # checked with the file's rows above
+                raise HikisigError(f"{path}: an intervention of {rec.participant} has no start date")
             detail = rec.detail if isinstance(rec.detail, str) else None
             old = existing.get((pid, rec.kind, start))
             if old is None:
