@@ -117,14 +117,9 @@ def meta_cmd(
     """
     from hikisig.prep.markers import MARKERS
     from hikisig.report.meta_html import render_meta_report
-    from hikisig.stats.meta import meta_tables, site_intervals
+    from hikisig.stats.meta import check_meta_options, meta_tables, site_intervals
 
-    if method not in ("fixed", "random"):
-        raise HikisigError(f"--method must be fixed or random, not {method!r}")
-    if tau2 not in ("reml", "dl"):
-        raise HikisigError(f"--tau2 must be reml or dl, not {tau2!r}")
-    if estimate not in ("effect", "log2fc"):
-        raise HikisigError(f"--estimate must be effect or log2fc, not {estimate!r}")
+    check_meta_options(estimate=estimate, method=method, tau2=tau2)  # before reading any file
     with progress_bar(ctx) as bar:
         task = bar.add_task("reading summaries", total=3)
         summaries, names, warns = read_summaries(files)

@@ -30,8 +30,8 @@ import scipy.stats as sps
 from hikisig.errors import HikisigError
 from hikisig.stats.univariate import adjust
 
-__all__ = ["META_COLUMNS", "WEIGHT_COLUMNS", "dl_tau2", "meta_analysis", "meta_tables", "pool", "reml_tau2",
-           "site_intervals"]
+__all__ = ["META_COLUMNS", "WEIGHT_COLUMNS", "check_meta_options", "dl_tau2", "meta_analysis",
+           "meta_tables", "pool", "reml_tau2", "site_intervals"]
 
 #: Columns of the meta-analysis table, in order.
 META_COLUMNS = ("analyte", "stratum", "k", "estimate", "se", "ci_low", "ci_high", "p", "q", "tau2",
@@ -190,17 +190,22 @@ def meta_analysis(summaries: pd.DataFrame, *,
                        strata=strata)[0]
 
 
-def meta_tables(summaries: pd.DataFrame, *, estimate: str = "effect", method: str = "fixed",
-                tau2: str = "reml", ci: float = 0.95, strata: Sequence[str] | None = None
-                ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`meta_analysis` and the per-site weights (:data:`WEIGHT_COLUMNS`: each site's
-    share of the pooled estimate's weight, percent of its analyte x stratum)."""
+def check_meta_options(*, estimate: str, method: str, tau2: str) -> None:
+    """Refuse an unknown estimate, pooling method or tau2 estimator (one line each)."""
     if estimate not in ESTIMATES:
         raise HikisigError(f"estimate must be effect or log2fc, not {estimate!r}")
     if method not in ("fixed", "random"):
         raise HikisigError(f"method must be fixed or random, not {method!r}")
     if tau2 not in ("reml", "dl"):
         raise HikisigError(f"tau2 must be reml or dl, not {tau2!r}")
+
+
+def meta_tables(summaries: pd.DataFrame, *, estimate: str = "effect", method: str = "fixed",
+                tau2: str = "reml", ci: float = 0.95, strata: Sequence[str] | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`meta_analysis` and the per-site weights (:data:`WEIGHT_COLUMNS`: each site's
+    share of the pooled estimate's weight, percent of its analyte x stratum)."""
+    check_meta_options(estimate=estimate, method=method, tau2=tau2)
     se_col = ESTIMATES[estimate]
     need = ["analyte", "stratum", "site", estimate, se_col]
     missing = [c for c in need if c not in summaries.columns]

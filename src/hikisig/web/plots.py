@@ -59,6 +59,13 @@ def _uri(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def _plot_by_visit(ax: Any, pts: list[dict[str, Any]]) -> None:
+    """The totals by visit number (nothing without points)."""
+    if pts:
+        ax.plot([p["visit"] for p in pts], [p["total"] for p in pts], marker="o", color="#1f5f8b")
+        ax.set_xticks(sorted({int(p["visit"]) for p in pts}))
+
+
 def _draw_lanes(ax: Any, bands: list[Band]) -> None:
     """One lane per intervention: a shaded bar from start to end, labelled by kind."""
     import matplotlib.dates as mdates
@@ -98,9 +105,7 @@ def history_plot(instrument: str, points: list[dict[str, Any]],
     if not bands:
         fig = Figure(figsize=(4.2, 2.2), dpi=100)
         ax = fig.add_subplot()
-        if pts:
-            ax.plot([p["visit"] for p in pts], [p["total"] for p in pts], marker="o", color="#1f5f8b")
-            ax.set_xticks(sorted({int(p["visit"]) for p in pts}))
+        _plot_by_visit(ax, pts)
         ax.set_xlabel("visit")
         ax.set_ylabel(f"{instrument_label(instrument)} total")
         ax.grid(alpha=0.3)
@@ -120,9 +125,7 @@ def history_plot(instrument: str, points: list[dict[str, Any]],
                        alpha=0.15, linewidth=0)
         ax.tick_params(labelbottom=False)
     else:
-        if pts:
-            ax.plot([p["visit"] for p in pts], [p["total"] for p in pts], marker="o", color="#1f5f8b")
-            ax.set_xticks(sorted({int(p["visit"]) for p in pts}))
+        _plot_by_visit(ax, pts)
         ax.set_xlabel("visit (no visit dates: interventions by date below)")
     ax.set_ylabel(f"{instrument_label(instrument)} total")
     ax.grid(alpha=0.3)
